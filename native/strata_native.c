@@ -1,0 +1,283 @@
+/*
+ * strata_native: the few things Node cannot do (or does too slowly) for a NAS backup.
+ *
+ *  - cdcCut: one FastCDC cut point (normalised chunking, 32-bit gear hash). The
+ *    TypeScript twin in src/store/chunker.ts must produce the same boundaries;
+ *    test/store/chunker.test.ts pins both against golden values.
+ *  - extended attributes on files and symlinks without following them
+ *    (llistxattr/lgetxattr/lsetxattr): POSIX ACLs, Samba's user.DOSATTRIB, security.NTACL.
+ *  - mknod for FIFOs and device nodes.
+ *  - SEEK_DATA / SEEK_HOLE to find the data of sparse files.
+ *  - utimensat(AT_SYMLINK_NOFOLLOW) with whole nanoseconds (Node's lutimes takes
+ *    float seconds, which cannot carry nanoseconds for present-day times).
+ *
+ * Paths are taken as Buffers (or strings) because NAS file names are byte strings.
+ */
+#include <node_api.h>
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      napi_throw_error(env, NULL, "strata_native: N-API call failed: " #call); \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+/* Throws an Error shaped like Node's fs errors: message, code, errno, syscall, path. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  char msg[512];
+  const char *code = NULL;
+  switch (err) {
+    case ENOENT: code = "ENOENT"; break;
+    case EACCES: code = "EACCES"; break;
+    case EPERM: code = "EPERM"; break;
+    case ENOTSUP: code = "ENOTSUP"; break;
+    case ENODATA: code = "ENODATA"; break;
+    case EEXIST: code = "EEXIST"; break;
+    case ENOSPC: code = "ENOSPC"; break;
+    case ERANGE: code = "ERANGE"; break;
+    case E2BIG: code = "E2BIG"; break;
+    case ENXIO: code = "ENXIO"; break;
+    case EINVAL: code = "EINVAL"; break;
+    case ENOTDIR: code = "ENOTDIR"; break;
+    case EROFS: code = "EROFS"; break;
+    case EIO: code = "EIO"; break;
+    default: code = "EUNKNOWN"; break;
+  }
+  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code, strerror(err), syscall, path ? path : "");
+  napi_value error, message, value;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, error, "code", value);
+  napi_create_int32(env, -err, &value);
+  napi_set_named_property(env, error, "errno", value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, error, "syscall", value);
+  if (path) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &value);
+    napi_set_named_property(env, error, "path", value);
+  }
+  napi_throw(env, error);
+  return NULL;
+}
+
+/* Copies a Buffer or string argument into a NUL-terminated heap string (caller frees). */
+static char *get_path(napi_env env, napi_value value) {
+  bool is_buffer = false;
+  napi_is_buffer(env, value, &is_buffer);
+  if (is_buffer) {
+    void *data; size_t len;
+    if (napi_get_buffer_info(env, value, &data, &len) != napi_ok) return NULL;
+    if (memchr(data, 0, len)) { napi_throw_type_error(env, NULL, "path contains a NUL byte"); return NULL; }
+    char *s = malloc(len + 1);
+    memcpy(s, data, len); s[len] = 0;
+    return s;
+  }
+  size_t len;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "path must be a Buffer or a string");
+    return NULL;
+  }
+  char *s = malloc(len + 1);
+  napi_get_value_string_utf8(env, value, s, len + 1, &len);
+  return s;
+}
+
+static int64_t get_i64(napi_env env, napi_value v) { int64_t r = 0; napi_get_value_int64(env, v, &r); return r; }
+static uint32_t get_u32(napi_env env, napi_value v) { uint32_t r = 0; napi_get_value_uint32(env, v, &r); return r; }
+
+/*
+ * cdcCut(buf, start, end, eof, gear: Uint32Array(256), minSize, normSize, maxSize, maskS, maskL)
+ * -> length of the chunk starting at buf[start], or 0 when more data is needed to decide.
+ */
+static napi_value cdc_cut(napi_env env, napi_callback_info info) {
+  size_t argc = 10; napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 10) { napi_throw_type_error(env, NULL, "cdcCut takes 10 arguments"); return NULL; }
+  uint8_t *buf; size_t buflen;
+  CHECK(napi_get_buffer_info(env, argv[0], (void **)&buf, &buflen));
+  int64_t start = get_i64(env, argv[1]), end = get_i64(env, argv[2]);
+  bool eof = false; napi_get_value_bool(env, argv[3], &eof);
+  napi_typedarray_type type; size_t glen; void *gdata; napi_value ab; size_t off;
+  CHECK(napi_get_typedarray_info(env, argv[4], &type, &glen, &gdata, &ab, &off));
+  if (type != napi_uint32_array || glen != 256) { napi_throw_type_error(env, NULL, "gear must be a Uint32Array(256)"); return NULL; }
+  const uint32_t *gear = gdata;
+  uint32_t min = get_u32(env, argv[5]), norm = get_u32(env, argv[6]), max = get_u32(env, argv[7]);
+  uint32_t mask_s = get_u32(env, argv[8]), mask_l = get_u32(env, argv[9]);
+  if (start < 0 || end < start || (size_t)end > buflen) { napi_throw_range_error(env, NULL, "cdcCut: bad range"); return NULL; }
+
+  const uint8_t *p = buf + start;
+  uint64_t n = (uint64_t)(end - start), result = 0;
+  if (n <= min) {
+    result = eof ? n : 0;
+  } else {
+    uint64_t limit = n > max ? max : n;
+    uint64_t normal = norm < limit ? norm : limit;
+    uint32_t hash = 0;
+    uint64_t i = min;
+    for (; i < normal; i++) {
+      hash = (hash << 1) + gear[p[i]];
+      if (!(hash & mask_s)) { result = i + 1; goto done; }
+    }
+    for (; i < limit; i++) {
+      hash = (hash << 1) + gear[p[i]];
+      if (!(hash & mask_l)) { result = i + 1; goto done; }
+    }
+    result = (limit == max || eof) ? limit : 0;
+  }
+done:;
+  napi_value out;
+  CHECK(napi_create_double(env, (double)result, &out));
+  return out;
+}
+
+/* listXattrs(path) -> string[] (names of the attributes of path itself, not of a link's target) */
+static napi_value list_xattrs(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  ssize_t size;
+  char *names = NULL;
+  for (;;) {
+    size = llistxattr(path, NULL, 0);
+    if (size < 0) break;
+    free(names);
+    names = malloc(size ? size : 1);
+    size = llistxattr(path, names, size);
+    if (size >= 0 || errno != ERANGE) break;
+  }
+  if (size < 0) {
+    int err = errno; free(names);
+    napi_value r = throw_errno(env, err, "llistxattr", path);
+    free(path); return r;
+  }
+  napi_value arr; uint32_t count = 0;
+  napi_create_array(env, &arr);
+  for (ssize_t i = 0; i < size;) {
+    size_t len = strlen(names + i);
+    napi_value name;
+    napi_create_string_utf8(env, names + i, len, &name);
+    napi_set_element(env, arr, count++, name);
+    i += len + 1;
+  }
+  free(names); free(path);
+  return arr;
+}
+
+/* getXattr(path, name) -> Buffer */
+static napi_value get_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  char *name = get_path(env, argv[1]);
+  if (!name) { free(path); return NULL; }
+  ssize_t size; char *value = NULL;
+  for (;;) {
+    size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) break;
+    free(value);
+    value = malloc(size ? size : 1);
+    size = lgetxattr(path, name, value, size);
+    if (size >= 0 || errno != ERANGE) break;
+  }
+  napi_value result = NULL;
+  if (size < 0) {
+    throw_errno(env, errno, "lgetxattr", path);
+  } else {
+    void *copy;
+    napi_create_buffer_copy(env, size, value, &copy, &result);
+  }
+  free(value); free(name); free(path);
+  return result;
+}
+
+/* setXattr(path, name, value: Buffer) */
+static napi_value set_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  char *name = get_path(env, argv[1]);
+  if (!name) { free(path); return NULL; }
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) {
+    free(name); free(path);
+    napi_throw_type_error(env, NULL, "xattr value must be a Buffer");
+    return NULL;
+  }
+  if (lsetxattr(path, name, data, len, 0) != 0) throw_errno(env, errno, "lsetxattr", path);
+  free(name); free(path);
+  return NULL;
+}
+
+/* mknod(path, mode, rdev): mode includes the file type (S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK). */
+static napi_value mknod_(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  uint32_t mode = get_u32(env, argv[1]);
+  int64_t rdev = get_i64(env, argv[2]);
+  if (mknod(path, (mode_t)mode, (dev_t)rdev) != 0) throw_errno(env, errno, "mknod", path);
+  free(path);
+  return NULL;
+}
+
+/* seekData(fd, offset) / seekHole(fd, offset) -> offset, or -1 when there is no more data (ENXIO). */
+static napi_value seek_common(napi_env env, napi_callback_info info, int whence, const char *syscall) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = 0; napi_get_value_int32(env, argv[0], &fd);
+  int64_t offset = get_i64(env, argv[1]);
+  off_t r = lseek(fd, (off_t)offset, whence);
+  if (r < 0 && errno != ENXIO) return throw_errno(env, errno, syscall, NULL);
+  napi_value out;
+  CHECK(napi_create_int64(env, r < 0 ? -1 : (int64_t)r, &out));
+  return out;
+}
+static napi_value seek_data(napi_env env, napi_callback_info info) { return seek_common(env, info, SEEK_DATA, "lseek(SEEK_DATA)"); }
+static napi_value seek_hole(napi_env env, napi_callback_info info) { return seek_common(env, info, SEEK_HOLE, "lseek(SEEK_HOLE)"); }
+
+/* utimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec) on the path itself (symlinks too). */
+static napi_value utimes_ns(napi_env env, napi_callback_info info) {
+  size_t argc = 5; napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_path(env, argv[0]);
+  if (!path) return NULL;
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t)get_i64(env, argv[1]); ts[0].tv_nsec = (long)get_i64(env, argv[2]);
+  ts[1].tv_sec = (time_t)get_i64(env, argv[3]); ts[1].tv_nsec = (long)get_i64(env, argv[4]);
+  if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0) throw_errno(env, errno, "utimensat", path);
+  free(path);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"cdcCut", NULL, cdc_cut, NULL, NULL, NULL, napi_default, NULL},
+    {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_default, NULL},
+    {"getXattr", NULL, get_xattr, NULL, NULL, NULL, napi_default, NULL},
+    {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_default, NULL},
+    {"mknod", NULL, mknod_, NULL, NULL, NULL, napi_default, NULL},
+    {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
+    {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
+    {"utimesNs", NULL, utimes_ns, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,289 @@
+/**
+ * The `strata` command line. Parses arguments (commander), opens what a
+ * command needs, calls the library and prints the result; no logic a library
+ * caller would need lives here.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { errors, exitCodes } from '../store/errors.js';
+import type { Entry } from '../store/format/tree.js';
+import { Repository } from '../store/repository.js';
+import { findParent, selectSnapshot } from '../store/select.js';
+import { capture } from '../sync/capture.js';
+import { check } from '../sync/check.js';
+import { displayPath } from '../sync/local-fs.js';
+import { restore } from '../sync/restore.js';
+import { diffTrees, fileChunks, resolvePath, rootEntry, walkTree } from '../sync/tree-walk.js';
+import { backendFor, openRepository, password, run, type GlobalOptions } from './context.js';
+import { formatBytes, type Output } from './output.js';
+
+const program = new Command('strata')
+  .description('NAS backup: deduplicated, compressed, encrypted snapshots you can browse as folders')
+  .option('-r, --repo <dir>', 'repository location (or STRATA_REPOSITORY)')
+  .option('--password-file <file>', 'read the password from a file (or STRATA_PASSWORD_FILE; STRATA_PASSWORD holds it directly)')
+  .option('--cache-dir <dir>', 'where the local index lives (or STRATA_CACHE_DIR; default ~/.cache/strata)')
+  .option('--json', 'print results as JSON (one object, or JSON lines for listings)')
+  .option('-q, --quiet', 'print only results and errors')
+  .addHelpText('after', `\nExit codes:\n${exitCodes.map((c) => `  ${String(c.code).padStart(3)}  ${c.meaning}`).join('\n')}`)
+  .showHelpAfterError();
+
+const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals() as GlobalOptions;
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const shortId = (id: string): string => id.slice(0, 8);
+
+/** Stops a long command cleanly on SIGINT/SIGTERM; a second signal exits at once. */
+function interruptible(): AbortSignal {
+  const controller = new AbortController();
+  const stop = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${signal}: stopping after the current step (again to quit at once)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', () => stop('SIGINT')).on('SIGTERM', () => stop('SIGTERM'));
+  return controller.signal;
+}
+
+async function withRepository<T>(opts: GlobalOptions, out: Output, readOnly: boolean, body: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await openRepository(opts, out, readOnly);
+  try {
+    return await body(repo);
+  } finally {
+    await repo.close();
+  }
+}
+
+/** "<snapshot>[:<path>]" → the snapshot and the entry at path. */
+async function resolveTarget(repo: Repository, spec: string, out: Output) {
+  const colon = spec.indexOf(':');
+  const ref = colon < 0 ? spec : spec.slice(0, colon);
+  const sub = colon < 0 ? '' : spec.slice(colon + 1);
+  const snap = selectSnapshot(await repo.listSnapshots((m) => out.warn(m)), ref);
+  const entry = sub ? await resolvePath(repo, snap.snapshot.tree, sub) : rootEntry(snap.snapshot.tree);
+  return { snap, entry, isRoot: !sub || sub.split('/').every((p) => p === '' || p === '.') };
+}
+
+program.command('init')
+  .description('create a repository')
+  .option('--insecure-no-encryption', 'store data unencrypted (integrity is still checked); no password')
+  .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
+    const opts = globals(cmd);
+    const encrypted = !cmdOpts.insecureNoEncryption;
+    const pw = encrypted ? await password(opts, true) : undefined;
+    if (encrypted && !pw) throw errors.usage('give a password: STRATA_PASSWORD, STRATA_PASSWORD_FILE or --password-file');
+    const backend = backendFor(opts);
+    const config = await Repository.init(backend, { password: pw, encrypted });
+    out.result({ id: config.id, location: backend.location, encrypted }, () =>
+      `created ${encrypted ? 'an encrypted' : 'an UNENCRYPTED'} repository ${config.id.slice(0, 8)} at ${backend.location}`);
+  }));
+
+program.command('backup')
+  .description('back up paths as a new snapshot (incremental against the last one of this host and paths)')
+  .argument('<paths...>', 'files or folders to back up')
+  .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
+  .option('--host <name>', 'host name recorded in the snapshot')
+  .option('-e, --exclude <pattern>', 'skip matching paths (repeatable; glob, "*.tmp" or "/srv/share/cache/**")', collect, [])
+  .option('--exclude-file <file>', 'read exclude patterns from a file, one a line', collect, [])
+  .option('-x, --one-file-system', 'do not cross into other filesystems')
+  .addHelpText('after', '\nExit code 3: the snapshot was saved, but some files could not be read (they are listed).')
+  .action(async (paths: string[], cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
+    const opts = globals(cmd);
+    const excludes: string[] = [...cmdOpts.exclude];
+    for (const file of cmdOpts.excludeFile as string[]) {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw errors.usage(`cannot read exclude file ${file}: ${(e as Error).message}`);
+      }
+      excludes.push(...text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+    }
+    const signal = interruptible();
+    return withRepository(opts, out, false, async (repo) => {
+      const lock = await repo.lock('backup');
+      try {
+        const sources = paths.map((p) => path.resolve(p));
+        const host = cmdOpts.host ?? (await import('node:os')).hostname();
+        const parent = findParent(await repo.listSnapshots((m) => out.warn(m)), host, sources);
+        if (parent) out.info(`using parent snapshot ${shortId(parent.id)}`);
+        const progress = out.progress('backup');
+        const totalBytes = parent?.snapshot.summary.bytes;
+        let result;
+        try {
+          result = await capture(repo, {
+            paths: sources, host, tags: cmdOpts.tag, excludes, oneFileSystem: !!cmdOpts.oneFileSystem, parent,
+            chunker: repo.config.chunker, signal,
+            onProgress: (p) => progress.update({ files: p.files, bytes: p.bytes, totalBytes, current: p.current }),
+            onError: (p, m) => out.warn(`${p}: ${m}`),
+          });
+        } finally {
+          progress.stop();
+        }
+        const s = result.snapshot.summary;
+        out.result({ id: result.id, ...result.snapshot, tree: result.snapshot.tree.toString('hex') }, () => [
+          `snapshot ${shortId(result.id)} saved`,
+          `  ${s.files} files, ${s.dirs} folders, ${s.others} others, ${formatBytes(s.bytes)}`,
+          `  ${s.filesRead} files read (${formatBytes(s.bytesRead)}), ${s.files - s.filesRead} unchanged`,
+          `  ${s.blobsAdded} new blobs, ${formatBytes(s.bytesAdded)} added to the repository in ${s.seconds.toFixed(1)} s`,
+          ...(s.errors.length ? [`  ${s.errors.length} files could not be read (see warnings above)`] : []),
+        ]);
+        return s.errors.length ? 3 : 0;
+      } finally {
+        await lock.release();
+      }
+    });
+  }));
+
+program.command('snapshots')
+  .description('list snapshots')
+  .option('--host <name>', 'only snapshots of this host')
+  .option('--tag <tag>', 'only snapshots with this tag (repeatable)', collect, [])
+  .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    const list = (await repo.listSnapshots((m) => out.warn(m))).filter((r) =>
+      (!cmdOpts.host || r.snapshot.host === cmdOpts.host) && (cmdOpts.tag as string[]).every((t) => r.snapshot.tags.includes(t)));
+    out.result(list.map((r) => ({ id: r.id, ...r.snapshot, tree: r.snapshot.tree.toString('hex') })), () => [
+      `${'ID'.padEnd(8)}  ${'Time'.padEnd(19)}  ${'Host'.padEnd(12)}  ${'Tags'.padEnd(10)}  ${'Size'.padStart(10)}  Paths`,
+      ...list.map(({ id, snapshot: s }) =>
+        `${shortId(id)}  ${s.time.slice(0, 19).replace('T', ' ')}  ${s.host.padEnd(12)}  ${s.tags.join(',').padEnd(10)}  ${formatBytes(s.summary.bytes).padStart(10)}  ${s.paths.join(' ')}`),
+      `${list.length} snapshots`,
+    ]);
+  })));
+
+function describe(entry: Entry): Record<string, unknown> {
+  return {
+    name: displayPath(entry.name), type: entry.type, mode: entry.mode, uid: entry.uid, gid: entry.gid, user: entry.user, group: entry.group,
+    size: entry.size, mtime: new Date(entry.mtime[0] * 1000 + entry.mtime[1] / 1e6).toISOString(),
+    target: entry.target ? displayPath(entry.target) : undefined,
+  };
+}
+
+program.command('ls')
+  .description('list the contents of a snapshot (recursively) below an optional path')
+  .argument('<snapshot>', 'snapshot id prefix or "latest"')
+  .argument('[path]', 'path inside the snapshot', '/')
+  .option('-l, --long', 'show mode, owner, size and time')
+  .action(async (ref: string, p: string, cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    const { entry } = await resolveTarget(repo, `${ref}:${p}`, out);
+    const base = p.replace(/\/+$/, '');
+    const print = (rel: string, e: Entry): void => {
+      const full = `${base}/${rel}`.replace(/^\/\//, '/');
+      const human = cmdOpts.long
+        ? `${e.type[0] === 'f' ? '-' : e.type[0]}${(e.mode & 0o7777).toString(8).padStart(4, '0')} ${String(e.user ?? e.uid).padEnd(8)} ${String(e.group ?? e.gid).padEnd(8)} ${String(e.size).padStart(12)} ${new Date(e.mtime[0] * 1000).toISOString().slice(0, 19)} ${full}`
+        : full;
+      out.line({ ...describe(e), path: full }, human);
+    };
+    if (entry.type !== 'dir') return print(displayPath(entry.name), entry);
+    for await (const item of walkTree(repo, entry)) print(displayPath(item.path), item.entry);
+  })));
+
+program.command('dump')
+  .description('write one file of a snapshot to standard output')
+  .argument('<snapshot>', 'snapshot id prefix or "latest"')
+  .argument('<file>', 'path of the file inside the snapshot')
+  .action(async (ref: string, file: string, _o, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    const { entry } = await resolveTarget(repo, `${ref}:${file}`, out);
+    if (entry.type !== 'file') throw errors.usage(`${file} is a ${entry.type}, not a file: use restore for folders`);
+    for await (const chunk of fileChunks(repo, entry)) {
+      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+    }
+  })));
+
+program.command('restore')
+  .description('restore a snapshot, or a path in it, into a folder')
+  .argument('<snapshot>', '"<id prefix|latest>[:<path inside the snapshot>]"')
+  .requiredOption('-t, --target <dir>', 'folder to restore into (created if missing)')
+  .option('-i, --include <pattern>', 'restore only matching paths (repeatable; relative to the restored path)', collect, [])
+  .action(async (spec: string, cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
+    const signal = interruptible();
+    return withRepository(globals(cmd), out, true, async (repo) => {
+      const { snap, entry, isRoot } = await resolveTarget(repo, spec, out);
+      const progress = out.progress('restore');
+      const totalBytes = isRoot ? snap.snapshot.summary.bytes : undefined;
+      const result = await restore(repo, entry, cmdOpts.target, {
+        includes: cmdOpts.include, signal, isRoot,
+        onProgress: (p) => progress.update({ ...p, totalBytes }),
+        onError: (p, m) => out.warn(`${p}: ${m}`),
+      }).finally(() => progress.stop());
+      out.result({ snapshot: snap.id, target: path.resolve(cmdOpts.target), ...result }, () =>
+        `restored ${result.files} files (${formatBytes(result.bytes)}) of snapshot ${shortId(snap.id)} to ${path.resolve(cmdOpts.target)}` +
+        (result.errors.length ? `; ${result.errors.length} errors` : ''));
+      return result.errors.length ? 3 : 0;
+    });
+  }));
+
+program.command('diff')
+  .description('show what changed between two snapshots (+ added, - removed, M modified, T type changed)')
+  .argument('<a>', 'older snapshot')
+  .argument('<b>', 'newer snapshot')
+  .action(async (a: string, b: string, _o, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    const all = await repo.listSnapshots((m) => out.warn(m));
+    const [sa, sb] = [selectSnapshot(all, a), selectSnapshot(all, b)];
+    for await (const d of diffTrees(repo, sa.snapshot.tree, sb.snapshot.tree)) {
+      out.line({ change: d.change, path: d.path, type: d.entry.type }, `${d.change}  ${d.path}${d.entry.type === 'dir' ? '/' : ''}`);
+    }
+  })));
+
+program.command('stats')
+  .description('repository size and contents')
+  .action(async (_o, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    let packs = 0;
+    let stored = 0;
+    for await (const p of repo.backend.list('packs/')) {
+      packs++;
+      stored += p.size;
+    }
+    const snaps = await repo.listSnapshots((m) => out.warn(m));
+    const latest = snaps.at(-1)?.snapshot.summary;
+    const stats = { snapshots: snaps.length, packs, storedBytes: stored, latestFiles: latest?.files ?? 0, latestBytes: latest?.bytes ?? 0 };
+    out.result(stats, () => [
+      `${stats.snapshots} snapshots, ${packs} packs, ${formatBytes(stored)} stored`,
+      `latest snapshot: ${stats.latestFiles} files, ${formatBytes(stats.latestBytes)}` +
+        (stored ? ` (all snapshots together take ${formatBytes(stored)})` : ''),
+    ]);
+  })));
+
+program.command('check')
+  .description('verify the repository: packs, trees, and (with --read-data) every blob')
+  .option('--read-data', 'read and verify every stored blob')
+  .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    const result = await check(repo, {
+      readData: !!cmdOpts.readData,
+      onProblem: (p) => out.warn(`${p.object}: ${p.message}${p.affects.length ? ` (affects ${p.affects.join(', ')})` : ''}`),
+    });
+    out.result(result, () => `checked ${result.packs} packs, ${result.snapshots} snapshots, ${result.trees} trees` +
+      (cmdOpts.readData ? `, ${result.blobsRead} blobs read` : '') + `: ${result.problems.length ? `${result.problems.length} problems` : 'no problems'}`);
+    if (result.problems.length) throw errors.corrupt(`the repository has ${result.problems.length} problems (listed above)`);
+  })));
+
+program.command('repair')
+  .description('repair parts of the repository')
+  .command('index')
+  .description('rebuild the local index from the pack trailers')
+  .action(async (_o, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, false, async (repo) => {
+    const result = await repo.rebuildIndex((m) => out.warn(m));
+    out.result(result, () => `index rebuilt from ${result.packs} packs` + (result.damaged.length ? `; ${result.damaged.length} damaged packs skipped` : ''));
+  })));
+
+program.command('unlock')
+  .description('remove stale locks (all locks with --remove-all)')
+  .addOption(new Option('--remove-all', 'also remove locks of processes that may still run'))
+  .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    const removed = await repo.removeLocks(!!cmdOpts.removeAll);
+    out.result({ removed }, () => `removed ${removed} locks`);
+  })));
+
+// `strata ls … | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
+program.exitOverride();
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const code = (e as { code?: string; exitCode?: number }).code;
+  if (code !== 'commander.helpDisplayed' && code !== 'commander.version' && code !== 'commander.help') {
+    process.exitCode = (e as { exitCode?: number }).exitCode === 0 ? 0 : 1;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Everything the CLI prints goes through here: human text or --json, warnings
+ * on stderr, and progress bars only on a terminal.
+ */
+import cliProgress from 'cli-progress';
+
+export interface Output {
+  json: boolean;
+  /** A result: an object printed as JSON, or the human lines. */
+  result(value: unknown, human: () => string | string[]): void;
+  /** One line of a streamed listing (JSON lines with --json). */
+  line(value: unknown, human: string): void;
+  warn(message: string): void;
+  info(message: string): void;
+  progress(kind: 'backup' | 'restore'): Progress;
+}
+
+export interface Progress {
+  update(values: { files: number; bytes: number; totalBytes?: number; current?: string }): void;
+  stop(): void;
+}
+
+const noProgress: Progress = { update() {}, stop() {} };
+
+export function makeOutput(json: boolean, quiet = false): Output {
+  return {
+    json,
+    result(value, human) {
+      if (json) process.stdout.write(`${JSON.stringify(value, jsonReplacer)}\n`);
+      else {
+        const text = human();
+        process.stdout.write(`${Array.isArray(text) ? text.join('\n') : text}\n`);
+      }
+    },
+    line(value, human) {
+      process.stdout.write(json ? `${JSON.stringify(value, jsonReplacer)}\n` : `${human}\n`);
+    },
+    warn(message) {
+      process.stderr.write(`warning: ${message}\n`);
+    },
+    info(message) {
+      if (!json && !quiet) process.stderr.write(`${message}\n`);
+    },
+    progress(kind) {
+      if (json || quiet || !process.stderr.isTTY) return noProgress;
+      return terminalProgress(kind);
+    },
+  };
+}
+
+function terminalProgress(kind: string): Progress {
+  const started = Date.now();
+  const bar = new cliProgress.SingleBar({
+    format: `${kind} {bar} {percentage}% | {files} files | {done} | {rate}/s | ETA {eta_formatted} | {current}`,
+    stream: process.stderr,
+    hideCursor: true,
+    clearOnComplete: true,
+    fps: 5,
+    etaBuffer: 50,
+  }, cliProgress.Presets.shades_classic);
+  let active = false;
+  return {
+    update({ files, bytes, totalBytes, current }) {
+      const total = Math.max(totalBytes ?? 0, bytes, 1);
+      const seconds = (Date.now() - started) / 1000;
+      const payload = { files, done: formatBytes(bytes), rate: formatBytes(seconds > 0 ? bytes / seconds : 0), current: shorten(current ?? '') };
+      if (!active) {
+        bar.start(total, bytes, payload);
+        active = true;
+      } else {
+        bar.setTotal(total);
+        bar.update(bytes, payload);
+      }
+    },
+    stop() {
+      if (active) bar.stop();
+    },
+  };
+}
+
+const shorten = (s: string): string => (s.length > 40 ? `…${s.slice(-39)}` : s);
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+/** Buffers (ids) as hex in JSON. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value && typeof value === 'object' && (value as { type?: string }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
+    return Buffer.from((value as { data: number[] }).data).toString('hex');
+  }
+  return value;
+}

@@ -1,0 +1,33 @@
+/**
+ * The compiled addon in native/ (see native/strata_native.c): xattrs, mknod,
+ * SEEK_DATA/SEEK_HOLE, nanosecond utimensat and the C FastCDC cut.
+ */
+import { createRequire } from 'node:module';
+
+export type PathLike = Buffer | string;
+
+export interface Native {
+  cdcCut(buf: Uint8Array, start: number, end: number, eof: boolean, gear: Uint32Array,
+    minSize: number, normSize: number, maxSize: number, maskS: number, maskL: number): number;
+  listXattrs(path: PathLike): string[];
+  getXattr(path: PathLike, name: string): Buffer;
+  setXattr(path: PathLike, name: string, value: Buffer): void;
+  mknod(path: PathLike, mode: number, rdev: number): void;
+  /** Offset of the next data at or after `offset`, or -1 past the last data. */
+  seekData(fd: number, offset: number): number;
+  /** Offset of the next hole at or after `offset` (end of file counts as a hole), or -1. */
+  seekHole(fd: number, offset: number): number;
+  utimesNs(path: PathLike, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+}
+
+const require = createRequire(import.meta.url);
+
+function load(): Native {
+  try {
+    return require('../native/build/Release/strata_native.node') as Native;
+  } catch (cause) {
+    throw new Error('the native addon is not built: run `npm install` (or `npm run install`) in the checkout', { cause });
+  }
+}
+
+export const native: Native = load();

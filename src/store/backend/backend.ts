@@ -1,0 +1,41 @@
+/**
+ * The storage interface every repository lives on: flat object names with
+ * slash-separated folders ("packs/ab/ab12…", "snapshots/…"). Implementations:
+ * memory, local directory (and S3, later), all held to test/store/backend-suite.ts.
+ *
+ * Contract:
+ * - `save` is atomic and durable when it resolves: a reader sees the whole
+ *   object or none of it, also after a crash. Saving an existing name replaces it.
+ * - `load` of a missing object rejects with a NOT_FOUND StrataError; a range
+ *   past the end is truncated to what exists.
+ * - `list(prefix)` yields every object whose name starts with `prefix`, in no
+ *   particular order, never half-written ones.
+ * - `remove` of a missing object is not an error.
+ */
+export interface ObjectInfo {
+  name: string;
+  size: number;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface Backend {
+  /** Human-readable location, used in messages ("/srv/backup", "s3:bucket/prefix"). */
+  readonly location: string;
+  save(name: string, data: Uint8Array): Promise<void>;
+  load(name: string, range?: ByteRange): Promise<Buffer>;
+  stat(name: string): Promise<ObjectInfo>;
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  remove(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Throws a TypeError for names that could escape the backend's namespace. */
+export function checkObjectName(name: string): void {
+  if (!name || name.startsWith('/') || name.endsWith('/') || name.split('/').some((p) => p === '' || p === '.' || p === '..') || name.includes('\0')) {
+    throw new TypeError(`invalid object name ${JSON.stringify(name)}`);
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * A Backend in a local directory (a disk, or a NAS mounted over NFS/SMB).
+ * Every save is temp file + fsync + rename + fsync of the folder, so an object
+ * is either whole and durable or absent, whatever kills the process.
+ * Temporary files live in `tmp/`, never listed; stale ones are swept on open.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs, constants } from 'node:fs';
+import path from 'node:path';
+import { errors } from '../errors.js';
+import { checkObjectName, type Backend, type ByteRange, type ObjectInfo } from './backend.js';
+
+const TMP = 'tmp';
+const STALE_TMP_MS = 24 * 3600 * 1000;
+
+export class LocalBackend implements Backend {
+  readonly location: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.location = path.resolve(root);
+  }
+
+  /** Removes temporary files that a killed process left behind a day or more ago. */
+  async sweepTemporaryFiles(now = Date.now()): Promise<void> {
+    const dir = path.join(this.location, TMP);
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const file = path.join(dir, name);
+      const st = await fs.stat(file).catch(() => null);
+      if (st && now - st.mtimeMs > STALE_TMP_MS) await fs.rm(file, { force: true });
+    }
+  }
+
+  async save(name: string, data: Uint8Array): Promise<void> {
+    checkObjectName(name);
+    const target = path.join(this.location, name);
+    const tmpDir = path.join(this.location, TMP);
+    const tmp = path.join(tmpDir, `${path.basename(name)}.${randomBytes(6).toString('hex')}`);
+    await this.io('save', name, async () => {
+      await this.ensureDir(tmpDir);
+      const dir = path.dirname(target);
+      await this.ensureDir(dir);
+      const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        let written = 0;
+        while (written < data.length) {
+          const { bytesWritten } = await handle.write(data, written, data.length - written);
+          written += bytesWritten;
+        }
+        await handle.sync();
+      } catch (e) {
+        await handle.close().catch(() => {});
+        await fs.rm(tmp, { force: true });
+        throw e;
+      }
+      await handle.close();
+      try {
+        await fs.rename(tmp, target);
+      } catch (e) {
+        await fs.rm(tmp, { force: true });
+        throw e;
+      }
+      await syncDir(dir);
+    });
+  }
+
+  async load(name: string, range?: ByteRange): Promise<Buffer> {
+    checkObjectName(name);
+    const file = path.join(this.location, name);
+    return this.io('load', name, async () => {
+      if (!range) return fs.readFile(file);
+      const handle = await fs.open(file, 'r');
+      try {
+        const buffer = Buffer.allocUnsafe(range.length);
+        let done = 0;
+        while (done < range.length) {
+          const { bytesRead } = await handle.read(buffer, done, range.length - done, range.offset + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+        return done === range.length ? buffer : buffer.subarray(0, done);
+      } finally {
+        await handle.close();
+      }
+    });
+  }
+
+  async stat(name: string): Promise<ObjectInfo> {
+    checkObjectName(name);
+    const st = await this.io('stat', name, () => fs.stat(path.join(this.location, name)));
+    return { name, size: st.size };
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk the deepest folder the prefix names, then filter by the rest.
+    const slash = prefix.lastIndexOf('/');
+    const base = slash < 0 ? '' : prefix.slice(0, slash);
+    yield* this.walk(base, prefix);
+  }
+
+  private async *walk(dir: string, prefix: string): AsyncIterable<ObjectInfo> {
+    if (dir === TMP) return;
+    const full = path.join(this.location, dir);
+    let entries;
+    try {
+      entries = await fs.readdir(full, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw errors.backend(`cannot list ${full}: ${(e as Error).message}`, { cause: e });
+    }
+    for (const entry of entries) {
+      const name = dir ? `${dir}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        if (prefix.startsWith(`${name}/`) || name.startsWith(prefix)) yield* this.walk(name, prefix);
+      } else if (entry.isFile() && name.startsWith(prefix)) {
+        const st = await fs.stat(path.join(full, entry.name)).catch(() => null);
+        if (st) yield { name, size: st.size };
+      }
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    checkObjectName(name);
+    await this.io('remove', name, () => fs.rm(path.join(this.location, name), { force: true }));
+  }
+
+  async close(): Promise<void> {}
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    this.knownDirs.add(dir);
+  }
+
+  /** Runs one file-system operation and maps its failure to a StrataError naming the object. */
+  private async io<T>(op: string, name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw errors.notFound(`object ${name} does not exist in ${this.location}`, { cause: e });
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        throw errors.noSpace(`no space left on the repository disk at ${this.location} while saving ${name}`, { cause: e });
+      }
+      throw errors.backend(`${op} ${name} in ${this.location} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Stored records other than trees: config, key file, pack trailer, snapshot.
+ * Each has a format version and explicit fields; decode validates every field.
+ */
+import { errors } from '../errors.js';
+import { decode, encode, Fields } from './codec.js';
+
+export const ID_BYTES = 32;
+const VERSION = 1;
+
+export interface ChunkerParams {
+  /** Seed of the gear table: each repository cuts at its own boundaries. */
+  seed: Buffer;
+  minSize: number;
+  normSize: number;
+  maxSize: number;
+  maskS: number;
+  maskL: number;
+}
+
+export interface RepoConfig {
+  id: string;
+  encrypted: boolean;
+  chunker: ChunkerParams;
+  /** Target size of a pack in bytes. */
+  packSize: number;
+  created: string;
+}
+
+export function encodeConfig(c: RepoConfig): Buffer {
+  return encode({ v: VERSION, ...c });
+}
+
+export function decodeConfig(data: Uint8Array): RepoConfig {
+  const f = Fields.of(decode(data, 'config'), 'config');
+  f.version(VERSION);
+  const ch = f.record_('chunker');
+  return {
+    id: f.string('id'),
+    encrypted: f.bool('encrypted'),
+    chunker: {
+      seed: ch.bytes('seed', 32),
+      minSize: ch.int('minSize'),
+      normSize: ch.int('normSize'),
+      maxSize: ch.int('maxSize'),
+      maskS: ch.int('maskS'),
+      maskL: ch.int('maskL'),
+    },
+    packSize: f.int('packSize'),
+    created: f.string('created'),
+  };
+}
+
+export interface KeyFile {
+  kdf: { N: number; r: number; p: number };
+  salt: Buffer;
+  /** The master keys, sealed under the passphrase-derived key (or plain in an unencrypted repository). */
+  master: Buffer;
+  host: string;
+  created: string;
+}
+
+export function encodeKeyFile(k: KeyFile): Buffer {
+  return encode({ v: VERSION, ...k });
+}
+
+export function decodeKeyFile(data: Uint8Array, what: string): KeyFile {
+  const f = Fields.of(decode(data, what), what);
+  f.version(VERSION);
+  const kdf = f.record_('kdf');
+  return {
+    kdf: { N: kdf.int('N'), r: kdf.int('r'), p: kdf.int('p') },
+    salt: f.bytes('salt'),
+    master: f.bytes('master'),
+    host: f.string('host'),
+    created: f.string('created'),
+  };
+}
+
+export interface MasterKeys {
+  encryption: Buffer;
+  id: Buffer;
+}
+
+export const encodeMasterKeys = (m: MasterKeys): Buffer => encode({ v: VERSION, encryption: m.encryption, id: m.id });
+
+export function decodeMasterKeys(data: Uint8Array): MasterKeys {
+  const f = Fields.of(decode(data, 'master keys'), 'master keys');
+  return { encryption: f.bytes('encryption', 32), id: f.bytes('id', 32) };
+}
+
+export type BlobType = 'data' | 'tree';
+
+/** Where a blob sits inside its pack. */
+export interface BlobLocation {
+  type: BlobType;
+  id: Buffer;
+  offset: number;
+  length: number;
+  rawLength: number;
+  compressed: boolean;
+}
+
+export function encodeTrailer(blobs: BlobLocation[]): Buffer {
+  return encode({
+    v: VERSION,
+    blobs: blobs.map((b) => [b.type === 'tree' ? 1 : 0, b.id, b.offset, b.length, b.rawLength, b.compressed]),
+  });
+}
+
+export function decodeTrailer(data: Uint8Array, what: string): BlobLocation[] {
+  const f = Fields.of(decode(data, what), what);
+  f.version(VERSION);
+  return f.array('blobs').map((row, i) => {
+    if (!Array.isArray(row) || row.length !== 6) throw errors.corrupt(`${what}: blob ${i} is malformed`);
+    const [t, id, offset, length, rawLength, compressed] = row as unknown[];
+    if ((t !== 0 && t !== 1) || !(id instanceof Uint8Array) || id.length !== ID_BYTES ||
+        !isCount(offset) || !isCount(length) || !isCount(rawLength) || typeof compressed !== 'boolean') {
+      throw errors.corrupt(`${what}: blob ${i} is malformed`);
+    }
+    return { type: t === 1 ? 'tree' : 'data', id: Buffer.from(id), offset, length, rawLength, compressed };
+  });
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
+export interface SnapshotSummary {
+  files: number;
+  dirs: number;
+  others: number;
+  /** Bytes of all files in the snapshot. */
+  bytes: number;
+  /** Files read this time (new or changed); the rest were reused from the parent. */
+  filesRead: number;
+  bytesRead: number;
+  /** Blobs and their sealed bytes added to the repository by this snapshot. */
+  blobsAdded: number;
+  bytesAdded: number;
+  /** Source files that could not be read, or changed while read. */
+  errors: { path: string; message: string }[];
+  seconds: number;
+}
+
+export interface Snapshot {
+  time: string;
+  host: string;
+  user: string;
+  paths: string[];
+  tags: string[];
+  excludes: string[];
+  parent?: string;
+  tree: Buffer;
+  summary: SnapshotSummary;
+}
+
+export function encodeSnapshot(s: Snapshot): Buffer {
+  return encode({ v: VERSION, ...s, parent: s.parent ?? null });
+}
+
+export function decodeSnapshot(data: Uint8Array, what: string): Snapshot {
+  const f = Fields.of(decode(data, what), what);
+  f.version(VERSION);
+  const s = f.record_('summary');
+  const errorList = s.array('errors').map((e, i) => {
+    const ef = Fields.of(e, `${what}.summary.errors[${i}]`);
+    return { path: ef.string('path'), message: ef.string('message') };
+  });
+  const time = f.string('time');
+  if (Number.isNaN(Date.parse(time))) f.fail('time', 'a date');
+  return {
+    time,
+    host: f.string('host'),
+    user: f.string('user'),
+    paths: f.strings('paths'),
+    tags: f.strings('tags'),
+    excludes: f.strings('excludes'),
+    parent: f.has('parent') ? f.string('parent') : undefined,
+    tree: f.bytes('tree', ID_BYTES),
+    summary: {
+      files: s.int('files'), dirs: s.int('dirs'), others: s.int('others'), bytes: s.int('bytes'),
+      filesRead: s.int('filesRead'), bytesRead: s.int('bytesRead'),
+      blobsAdded: s.int('blobsAdded'), bytesAdded: s.int('bytesAdded'),
+      errors: errorList, seconds: s.number('seconds'),
+    },
+  };
+}
+
+export interface LockRecord {
+  host: string;
+  pid: number;
+  /** ISO time of creation or last refresh. */
+  time: string;
+  exclusive: boolean;
+  purpose: string;
+}
+
+export const encodeLock = (l: LockRecord): Buffer => encode({ v: VERSION, ...l });
+
+export function decodeLock(data: Uint8Array, what: string): LockRecord {
+  const f = Fields.of(decode(data, what), what);
+  f.version(VERSION);
+  return { host: f.string('host'), pid: f.int('pid'), time: f.string('time'), exclusive: f.bool('exclusive'), purpose: f.string('purpose') };
+}

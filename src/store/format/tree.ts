@@ -1,0 +1,145 @@
+/**
+ * The entry/tree model shared by capture, restore and the mount. A tree is one
+ * directory: its entries sorted by name bytes. Names and link targets are byte
+ * strings (Buffers) because a NAS holds names in any encoding.
+ *
+ * Names are validated on decode: a tree read from a repository can never carry
+ * a name with `/`, NUL, `.` or `..` onto a local filesystem.
+ */
+import { errors } from '../errors.js';
+import { decode, encode, Fields } from './codec.js';
+import { ID_BYTES } from './records.js';
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
+const ENTRY_TYPES: readonly EntryType[] = ['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket'];
+
+/** Seconds and nanoseconds since the epoch. */
+export type Timestamp = readonly [sec: number, nsec: number];
+
+export interface Entry {
+  name: Buffer;
+  type: EntryType;
+  /** Permission bits including setuid, setgid and sticky (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  user?: string;
+  group?: string;
+  size: number;
+  mtime: Timestamp;
+  atime: Timestamp;
+  ctime: Timestamp;
+  inode: number;
+  device: number;
+  links: number;
+  /** Symlink target bytes. */
+  target?: Buffer;
+  /** Device number of character and block devices. */
+  rdev?: number;
+  /** Extended attributes sorted by name (ACLs are `system.posix_acl_*`). */
+  xattrs?: [string, Buffer][];
+  /** Data chunk ids of a file, in order. */
+  chunks?: Buffer[];
+  /** Tree id of a directory. */
+  subtree?: Buffer;
+  /** The file had holes when captured; restore recreates them. */
+  sparse?: boolean;
+  /** The file changed while it was read: its content may be torn. */
+  inconsistent?: boolean;
+}
+
+const VERSION = 1;
+const MAX_NAME_BYTES = 255;
+
+/** Why `name` is not a safe single path component, or undefined when it is. */
+export function nameProblem(name: Uint8Array): string | undefined {
+  if (name.length === 0) return 'an empty name';
+  if (name.length > MAX_NAME_BYTES) return `a name of ${name.length} bytes`;
+  if (name.includes(0x2f)) return 'a name with "/"';
+  if (name.includes(0)) return 'a name with a NUL byte';
+  if ((name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)) {
+    return 'a name "." or ".."';
+  }
+  return undefined;
+}
+
+export function compareNames(a: Entry, b: Entry): number {
+  return Buffer.compare(a.name, b.name);
+}
+
+export function encodeTree(entries: readonly Entry[]): Buffer {
+  const sorted = [...entries].sort(compareNames);
+  return encode({ v: VERSION, entries: sorted.map(entryToWire) });
+}
+
+function entryToWire(e: Entry): Record<string, unknown> {
+  const wire: Record<string, unknown> = {
+    name: e.name, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size,
+    mtime: e.mtime, atime: e.atime, ctime: e.ctime, inode: e.inode, device: e.device, links: e.links,
+  };
+  if (e.user !== undefined) wire.user = e.user;
+  if (e.group !== undefined) wire.group = e.group;
+  if (e.target !== undefined) wire.target = e.target;
+  if (e.rdev !== undefined) wire.rdev = e.rdev;
+  if (e.xattrs?.length) wire.xattrs = e.xattrs;
+  if (e.chunks !== undefined) wire.chunks = e.chunks;
+  if (e.subtree !== undefined) wire.subtree = e.subtree;
+  if (e.sparse) wire.sparse = true;
+  if (e.inconsistent) wire.inconsistent = true;
+  return wire;
+}
+
+export function decodeTree(data: Uint8Array, what: string): Entry[] {
+  const f = Fields.of(decode(data, what), what);
+  f.version(VERSION);
+  let previous: Buffer | undefined;
+  return f.array('entries').map((raw, i) => {
+    const entry = entryFromWire(Fields.of(raw, `${what} entry ${i}`));
+    const problem = nameProblem(entry.name);
+    if (problem) throw errors.unsafePath(`${what} holds ${problem}: refusing to use it`);
+    if (previous && Buffer.compare(previous, entry.name) >= 0) {
+      throw errors.corrupt(`${what}: entries are not sorted or repeat a name`);
+    }
+    previous = entry.name;
+    return entry;
+  });
+}
+
+function timestamp(f: Fields, field: string): Timestamp {
+  const v = f.array(field);
+  if (v.length !== 2 || !v.every((n) => typeof n === 'number' && Number.isInteger(n))) f.fail(field, 'a timestamp');
+  return [v[0] as number, v[1] as number];
+}
+
+function entryFromWire(f: Fields): Entry {
+  const type = f.string('type') as EntryType;
+  if (!ENTRY_TYPES.includes(type)) f.fail('type', 'an entry type');
+  const e: Entry = {
+    name: f.bytes('name'), type, mode: f.int('mode'), uid: f.int('uid'), gid: f.int('gid'), size: f.int('size'),
+    mtime: timestamp(f, 'mtime'), atime: timestamp(f, 'atime'), ctime: timestamp(f, 'ctime'),
+    inode: f.int('inode'), device: f.int('device'), links: f.int('links'),
+  };
+  if (f.has('user')) e.user = f.string('user');
+  if (f.has('group')) e.group = f.string('group');
+  if (f.has('target')) e.target = f.bytes('target');
+  if (f.has('rdev')) e.rdev = f.int('rdev');
+  if (f.has('xattrs')) {
+    e.xattrs = f.array('xattrs').map((pair) => {
+      if (!Array.isArray(pair) || typeof pair[0] !== 'string' || !(pair[1] instanceof Uint8Array)) f.fail('xattrs', 'name/value pairs');
+      return [pair[0], Buffer.from(pair[1])] as [string, Buffer];
+    });
+  }
+  if (f.has('chunks')) {
+    e.chunks = f.array('chunks').map((c) => {
+      if (!(c instanceof Uint8Array) || c.length !== ID_BYTES) f.fail('chunks', 'a list of chunk ids');
+      return Buffer.from(c);
+    });
+  }
+  if (f.has('subtree')) e.subtree = f.bytes('subtree', ID_BYTES);
+  if (type === 'file' && !e.chunks) f.fail('chunks', 'present on a file');
+  if (type === 'dir' && !e.subtree) f.fail('subtree', 'present on a directory');
+  if (type === 'symlink' && !e.target) f.fail('target', 'present on a symlink');
+  if (f.has('sparse')) e.sparse = f.bool('sparse');
+  if (f.has('inconsistent')) e.inconsistent = f.bool('inconsistent');
+  return e;
+}

@@ -1,0 +1,323 @@
+/**
+ * The repository: keys, config, packs, snapshots and the local index, on any
+ * Backend. Consumers take the narrow roles in roles.ts.
+ *
+ * Write order keeps invariant 1 (nothing refers to data that is not durable):
+ * blobs go into packs; a pack enters the index only after the backend saved it;
+ * `flush` saves every pending pack, so a snapshot record saved after a flush
+ * refers only to durable trees and chunks.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { compress, uncompressSync } from 'lz4-napi';
+import type { Backend } from './backend/backend.js';
+import { defaultChunkerParams } from './chunker.js';
+import { AeadSealer, BlobHasher, DEFAULT_KDF, deriveKey, PlainSealer, randomKey, sealToBuffer, sha256, type KdfParams, type Sealer } from './crypto.js';
+import { errors, isStrataError } from './errors.js';
+import {
+  decodeConfig, decodeKeyFile, decodeMasterKeys, decodeSnapshot, encodeConfig, encodeKeyFile, encodeMasterKeys, encodeSnapshot,
+  type BlobType, type ChunkerParams, type MasterKeys, type RepoConfig, type Snapshot,
+} from './format/records.js';
+import { decodeTree, encodeTree, type Entry } from './format/tree.js';
+import { BlobIndex } from './index-db.js';
+import { acquireLock, removeLocks, type Lock } from './lock.js';
+import { PackWriter, packIdFromName, packObjectName, readPackTrailer, type SavedPack } from './pack.js';
+import type { BlobReader, BlobWriter, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader } from './roles.js';
+
+const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+/** Packs being saved at once; more blobs wait (bounded memory). */
+const MAX_SAVING_PACKS = 2;
+/** Blobs smaller than this are not worth compressing. */
+const MIN_COMPRESS = 128;
+
+export interface InitOptions {
+  password?: string;
+  /** false: an explicit choice for an unencrypted repository (no password). */
+  encrypted?: boolean;
+  kdf?: KdfParams;
+  chunker?: ChunkerParams;
+  packSize?: number;
+}
+
+export interface OpenOptions {
+  password?: string;
+  /** Where the local index lives (default: $STRATA_CACHE_DIR or ~/.cache/strata). */
+  cacheDir?: string;
+  /** Readers may work from a private copy of an index another process holds. */
+  readOnly?: boolean;
+  /** Told about packs that could not be indexed (damaged). */
+  onWarning?: (message: string) => void;
+}
+
+export function defaultCacheDir(): string {
+  return process.env.STRATA_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'strata');
+}
+
+async function exists(backend: Backend, name: string): Promise<boolean> {
+  try {
+    await backend.stat(name);
+    return true;
+  } catch (e) {
+    if (isStrataError(e, 'NOT_FOUND')) return false;
+    throw e;
+  }
+}
+
+export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotLister, SnapshotWriter {
+  private readonly hasher: BlobHasher;
+  private readonly writers: Record<BlobType, PackWriter>;
+  /** Ids queued in a pack that is not saved yet (hex), so a second copy is not stored. */
+  private readonly pending = new Set<string>();
+  private readonly saving = new Set<Promise<void>>();
+  private savingError: unknown;
+
+  private constructor(
+    readonly backend: Backend,
+    readonly config: RepoConfig,
+    readonly sealer: Sealer,
+    keys: MasterKeys,
+    private readonly index: BlobIndex,
+  ) {
+    this.hasher = new BlobHasher(keys.id);
+    this.writers = {
+      data: new PackWriter(backend, sealer, config.packSize),
+      tree: new PackWriter(backend, sealer, config.packSize),
+    };
+  }
+
+  static async init(backend: Backend, opts: InitOptions): Promise<RepoConfig> {
+    if (await exists(backend, 'config')) throw errors.alreadyExists(`a repository already exists at ${backend.location}`);
+    const encrypted = opts.encrypted ?? true;
+    if (encrypted && !opts.password) throw errors.usage('a password is needed to create an encrypted repository');
+    const keys: MasterKeys = { encryption: randomKey(), id: randomKey() };
+    const kdf = encrypted ? (opts.kdf ?? DEFAULT_KDF) : { N: 0, r: 0, p: 0 };
+    const salt = randomBytes(16);
+    const master = encrypted
+      ? sealToBuffer(new AeadSealer(await deriveKey(opts.password!, salt, kdf)), encodeMasterKeys(keys))
+      : encodeMasterKeys(keys);
+    const keyFile = encodeKeyFile({ kdf, salt, master, host: os.hostname(), created: new Date().toISOString() });
+    const config: RepoConfig = {
+      id: randomBytes(16).toString('hex'),
+      encrypted,
+      chunker: opts.chunker ?? defaultChunkerParams(),
+      packSize: opts.packSize ?? DEFAULT_PACK_SIZE,
+      created: new Date().toISOString(),
+    };
+    // The key first: a config without a key would be a repository nobody can open.
+    await backend.save(`keys/${sha256(keyFile).toString('hex')}`, keyFile);
+    await backend.save('config', sealToBuffer(sealerFor(encrypted, keys), encodeConfig(config)));
+    return config;
+  }
+
+  static async open(backend: Backend, opts: OpenOptions): Promise<Repository> {
+    let sealedConfig: Buffer;
+    try {
+      sealedConfig = await backend.load('config');
+    } catch (e) {
+      if (isStrataError(e, 'NOT_FOUND')) {
+        throw errors.notARepository(`there is no Strata repository at ${backend.location} (no config): create one with \`strata init\``);
+      }
+      throw e;
+    }
+    const keys = await unlockKeys(backend, opts.password);
+    const encrypted = keys.encrypted;
+    const sealer = sealerFor(encrypted, keys.master);
+    const config = decodeConfig(sealer.open(sealedConfig, 'config'));
+    if (config.encrypted !== encrypted) throw errors.corrupt('config and key disagree on encryption');
+    const index = await BlobIndex.open(path.join(opts.cacheDir ?? defaultCacheDir(), config.id, 'index'), { shared: !!opts.readOnly });
+    const repo = new Repository(backend, config, sealer, keys.master, index);
+    await repo.syncIndex(opts.onWarning);
+    return repo;
+  }
+
+  /** Indexes every pack in the backend that the index has not read (new, or the index was lost). */
+  async syncIndex(onWarning?: (message: string) => void): Promise<{ packs: number; damaged: string[] }> {
+    let packs = 0;
+    const damaged: string[] = [];
+    for await (const { name } of this.backend.list('packs/')) {
+      const packId = packIdFromName(name);
+      if (!/^[0-9a-f]{64}$/.test(packId) || this.index.hasPack(packId)) continue;
+      try {
+        await this.index.addPack(packId, await readPackTrailer(this.backend, packId, this.sealer));
+        packs++;
+      } catch (e) {
+        if (!isStrataError(e, 'CORRUPT')) throw e;
+        damaged.push(packId);
+        onWarning?.(`${(e as Error).message}; its blobs are not indexed (run \`strata check\`)`);
+      }
+    }
+    return { packs, damaged };
+  }
+
+  /** Throws the index away and rebuilds it from pack trailers (`strata repair index`). */
+  async rebuildIndex(onWarning?: (message: string) => void): Promise<{ packs: number; damaged: string[] }> {
+    await this.index.clear();
+    return this.syncIndex(onWarning);
+  }
+
+  lock(purpose: string, exclusive = false): Promise<Lock> {
+    return acquireLock(this.backend, this.sealer, { exclusive, purpose });
+  }
+
+  removeLocks(all: boolean): Promise<number> {
+    return removeLocks(this.backend, this.sealer, all);
+  }
+
+  // ---- BlobWriter
+
+  blobId(data: Uint8Array): Buffer {
+    return this.hasher.id(data);
+  }
+
+  hasBlob(id: Buffer): boolean {
+    return this.index.has(id) || this.pending.has(id.toString('hex'));
+  }
+
+  async storeBlob(type: BlobType, id: Buffer, data: Uint8Array): Promise<number> {
+    const hex = id.toString('hex');
+    if (this.pending.has(hex) || this.index.has(id)) return 0;
+    this.pending.add(hex);
+    const packed = data.length >= MIN_COMPRESS ? await compress(data as Buffer) : undefined;
+    const compressed = packed !== undefined && packed.length < data.length;
+    const sealed = this.sealer.seal(compressed ? packed : data);
+    const writer = this.writers[type];
+    writer.add(type, id, sealed, data.length, compressed);
+    if (writer.full) await this.startSaving(writer);
+    return sealed.reduce((n, p) => n + p.length, 0);
+  }
+
+  async saveTree(entries: readonly Entry[]): Promise<{ id: Buffer; added: number }> {
+    const data = encodeTree(entries);
+    const id = this.blobId(data);
+    return { id, added: await this.storeBlob('tree', id, data) };
+  }
+
+  async flush(): Promise<void> {
+    for (const writer of Object.values(this.writers)) {
+      if (!writer.empty) await this.startSaving(writer);
+    }
+    await Promise.all(this.saving);
+    this.throwSavingError();
+  }
+
+  private async startSaving(writer: PackWriter): Promise<void> {
+    while (this.saving.size >= MAX_SAVING_PACKS) await Promise.race(this.saving);
+    this.throwSavingError();
+    const job = writer.save().then(
+      (pack) => this.packSaved(pack),
+      (e) => { this.savingError ??= e; },
+    );
+    const tracked = job.finally(() => this.saving.delete(tracked));
+    this.saving.add(tracked);
+  }
+
+  private async packSaved(pack: SavedPack): Promise<void> {
+    await this.index.addPack(pack.id, pack.blobs);
+    for (const b of pack.blobs) this.pending.delete(b.id.toString('hex'));
+  }
+
+  private throwSavingError(): void {
+    if (this.savingError !== undefined) throw this.savingError;
+  }
+
+  // ---- BlobReader, TreeReader
+
+  blobSize(id: Buffer): number | undefined {
+    return this.index.lookup(id)?.rawLength;
+  }
+
+  async loadBlob(type: BlobType, id: Buffer): Promise<Buffer> {
+    const hex = id.toString('hex');
+    const entry = this.index.lookup(id);
+    if (!entry) throw errors.corrupt(`${type} blob ${hex} is missing from the repository`);
+    const what = `${type} blob ${hex} in pack ${entry.pack}`;
+    let sealed: Buffer;
+    try {
+      sealed = await this.backend.load(packObjectName(entry.pack), { offset: entry.offset, length: entry.length });
+    } catch (e) {
+      if (isStrataError(e, 'NOT_FOUND')) throw errors.corrupt(`pack ${entry.pack} is missing (needed for ${type} blob ${hex})`, { cause: e });
+      throw e;
+    }
+    if (sealed.length !== entry.length) throw errors.corrupt(`${what} is cut short: the pack is truncated`);
+    const plain = this.sealer.open(sealed, what);
+    let raw: Buffer;
+    try {
+      raw = entry.compressed ? uncompressSync(plain) : plain;
+    } catch (cause) {
+      throw errors.corrupt(`${what} does not decompress`, { cause });
+    }
+    if (raw.length !== entry.rawLength || !this.blobId(raw).equals(id)) {
+      throw errors.corrupt(`${what} does not match its id: the data is damaged`);
+    }
+    return raw;
+  }
+
+  async loadTree(id: Buffer): Promise<Entry[]> {
+    return decodeTree(await this.loadBlob('tree', id), `tree ${id.toString('hex')}`);
+  }
+
+  // ---- snapshots
+
+  async saveSnapshot(snapshot: Snapshot): Promise<string> {
+    const sealed = sealToBuffer(this.sealer, encodeSnapshot(snapshot));
+    const id = sha256(sealed).toString('hex');
+    await this.backend.save(`snapshots/${id}`, sealed);
+    return id;
+  }
+
+  async loadSnapshot(id: string): Promise<Snapshot> {
+    const what = `snapshot ${id}`;
+    const data = await this.backend.load(`snapshots/${id}`);
+    if (sha256(data).toString('hex') !== id) throw errors.corrupt(`${what} does not match its name: it is damaged`);
+    return decodeSnapshot(this.sealer.open(data, what), what);
+  }
+
+  /** Every snapshot, oldest first. A damaged record is reported through `onWarning`, not fatal. */
+  async listSnapshots(onWarning?: (message: string) => void): Promise<SnapshotRef[]> {
+    const refs: SnapshotRef[] = [];
+    for await (const { name } of this.backend.list('snapshots/')) {
+      const id = name.slice('snapshots/'.length);
+      try {
+        refs.push({ id, snapshot: await this.loadSnapshot(id) });
+      } catch (e) {
+        if (!isStrataError(e, 'CORRUPT')) throw e;
+        onWarning?.((e as Error).message);
+      }
+    }
+    return refs.sort((a, b) => a.snapshot.time.localeCompare(b.snapshot.time) || a.id.localeCompare(b.id));
+  }
+
+  async removeSnapshot(id: string): Promise<void> {
+    await this.backend.remove(`snapshots/${id}`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.saving);
+    await this.index.close();
+    await this.backend.close();
+  }
+}
+
+function sealerFor(encrypted: boolean, keys: MasterKeys): Sealer {
+  return encrypted ? new AeadSealer(keys.encryption) : new PlainSealer();
+}
+
+/** Tries the password on every key file; WRONG_PASSWORD when none opens. */
+async function unlockKeys(backend: Backend, password: string | undefined): Promise<{ master: MasterKeys; encrypted: boolean }> {
+  let sawKey = false;
+  for await (const { name } of backend.list('keys/')) {
+    sawKey = true;
+    const key = decodeKeyFile(await backend.load(name), `key ${name}`);
+    if (key.kdf.N === 0) return { master: decodeMasterKeys(key.master), encrypted: false };
+    if (!password) throw errors.wrongPassword('this repository is encrypted: give its password (STRATA_PASSWORD or STRATA_PASSWORD_FILE)');
+    const sealer = new AeadSealer(await deriveKey(password, key.salt, key.kdf));
+    try {
+      return { master: decodeMasterKeys(sealer.open(key.master, `key ${name}`)), encrypted: true };
+    } catch (e) {
+      if (!isStrataError(e, 'CORRUPT')) throw e;
+    }
+  }
+  if (!sawKey) throw errors.corrupt(`the repository at ${backend.location} has no key files (keys/ is empty or missing)`);
+  throw errors.wrongPassword(`wrong password: no key of the repository at ${backend.location} opens with it`);
+}

@@ -1,0 +1,46 @@
+/**
+ * The narrow slices of a repository that its consumers take. Capture takes a
+ * BlobWriter, restore and the mount take a TreeReader and a BlobReader; nothing
+ * outside src/store/ names the Repository class for its work.
+ */
+import type { Entry } from './format/tree.js';
+import type { BlobType, Snapshot } from './format/records.js';
+
+export interface BlobReader {
+  /** Loads, authenticates, decompresses and re-checks the id of a blob. */
+  loadBlob(type: BlobType, id: Buffer): Promise<Buffer>;
+  /** Raw length of a stored blob, without loading it (undefined if unknown). */
+  blobSize(id: Buffer): number | undefined;
+}
+
+export interface TreeReader {
+  loadTree(id: Buffer): Promise<Entry[]>;
+}
+
+export interface BlobWriter {
+  blobId(data: Uint8Array): Buffer;
+  hasBlob(id: Buffer): boolean;
+  /**
+   * Compresses, seals and queues a blob for a pack; resolves when `data` may be
+   * reused (and waits while too many packs are being saved: backpressure).
+   * Returns the sealed bytes added, 0 when the repository already had it.
+   */
+  storeBlob(type: BlobType, id: Buffer, data: Uint8Array): Promise<number>;
+  /** Stores a tree; returns its id and the sealed bytes added. */
+  saveTree(entries: readonly Entry[]): Promise<{ id: Buffer; added: number }>;
+  /** Saves every pending pack: afterwards everything stored is durable. */
+  flush(): Promise<void>;
+}
+
+export interface SnapshotRef {
+  id: string;
+  snapshot: Snapshot;
+}
+
+export interface SnapshotLister {
+  listSnapshots(): Promise<SnapshotRef[]>;
+}
+
+export interface SnapshotWriter {
+  saveSnapshot(snapshot: Snapshot): Promise<string>;
+}

@@ -1,0 +1,50 @@
+import t from 'tap';
+import { BlobHasher } from '../../src/store/crypto.js';
+import { encode } from '../../src/store/format/codec.js';
+import { decodeSnapshot, decodeTrailer, encodeTrailer } from '../../src/store/format/records.js';
+import { decodeTree, encodeTree, nameProblem, type Entry } from '../../src/store/format/tree.js';
+
+const file = (name: string | Buffer, extra: Partial<Entry> = {}): Entry => ({
+  name: typeof name === 'string' ? Buffer.from(name) : name, type: 'file', mode: 0o644, uid: 1000, gid: 100, user: 'alice', group: 'users',
+  size: 5, mtime: [1700000000, 123456789], atime: [1700000001, 1], ctime: [1700000002, 2], inode: 42, device: 2049, links: 1,
+  chunks: [Buffer.alloc(32, 1)], ...extra,
+});
+
+const sample = (): Entry[] => [
+  file('b.txt'),
+  file(Buffer.from([0x63, 0xe9, 0xff]), { xattrs: [['user.DOSATTRIB', Buffer.from('0x20')]] }),
+  { ...file('dir'), type: 'dir', chunks: undefined, subtree: Buffer.alloc(32, 2), size: 0 },
+  { ...file('link'), type: 'symlink', chunks: undefined, target: Buffer.from('../x') },
+  file('a.txt', { sparse: true, links: 2 }),
+];
+
+t.test('a tree encodes to a pinned id: the format never changes silently', async (t) => {
+  const id = new BlobHasher(Buffer.alloc(32, 9)).id(encodeTree(sample())).toString('hex');
+  t.equal(id, 'c5381b5fbb7bafedb73d503c34fc941c53b5af2f601bf467ebd71785439b470b');
+});
+
+t.test('trees round-trip, sorted by name bytes', async (t) => {
+  const decoded = decodeTree(encodeTree(sample()), 'tree');
+  t.same(decoded.map((e) => e.name.toString('latin1')), ['a.txt', 'b.txt', 'c\xe9\xff', 'dir', 'link']);
+  t.same(decoded[0], sample()[4]);
+  t.same(decoded[2].xattrs, [['user.DOSATTRIB', Buffer.from('0x20')]]);
+});
+
+t.test('names that could escape a restore target are refused on decode', async (t) => {
+  for (const bad of ['..', '.', 'a/b', 'nul\0byte', '', 'x'.repeat(256)]) {
+    t.ok(nameProblem(Buffer.from(bad)), JSON.stringify(bad));
+    const wire = encode({ v: 1, entries: [{ ...file('ok'), name: Buffer.from(bad) }] });
+    t.throws(() => decodeTree(wire, 'tree T'), { code: 'UNSAFE_PATH' }, JSON.stringify(bad));
+  }
+  t.notOk(nameProblem(Buffer.from('x'.repeat(255))));
+});
+
+t.test('damaged or malformed records are CORRUPT, naming the record', async (t) => {
+  t.throws(() => decodeTree(Buffer.from([0xc1, 0x00]), 'tree 1234'), { code: 'CORRUPT', message: /tree 1234/ });
+  t.throws(() => decodeTree(encode({ v: 1, entries: [{ name: Buffer.from('f'), type: 'file' }] }), 'tree 99'), { code: 'CORRUPT', message: /tree 99/ });
+  t.throws(() => decodeTree(encode({ v: 99, entries: [] }), 'tree 5'), { code: 'CORRUPT', message: /upgrade/ });
+  t.throws(() => decodeSnapshot(encode({ v: 1, time: 'x' }), 'snapshot s'), { code: 'CORRUPT' });
+  const trailer = encodeTrailer([{ type: 'data', id: Buffer.alloc(32), offset: 0, length: 10, rawLength: 20, compressed: true }]);
+  t.same(decodeTrailer(trailer, 'trailer')[0].rawLength, 20);
+  t.throws(() => decodeTrailer(encode({ v: 1, blobs: [[0, Buffer.alloc(3), 0, 1, 1, false]] }), 'trailer of pack P'), { code: 'CORRUPT', message: /pack P/ });
+});

@@ -1,0 +1,137 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { LocalBackend } from '../../src/store/backend/local.js';
+import { MemoryBackend } from '../../src/store/backend/memory.js';
+import { packObjectName } from '../../src/store/pack.js';
+import { Repository } from '../../src/store/repository.js';
+import { Random } from '../kit/random.js';
+import { CHEAP_KDF, newRepository, PASSWORD } from '../kit/repo.js';
+import { tempDir } from '../kit/tmp.js';
+
+async function storeSome(repo: Repository, seed: number, count: number, size: number): Promise<{ id: Buffer; data: Buffer }[]> {
+  const rnd = new Random(seed);
+  const blobs = [];
+  for (let i = 0; i < count; i++) {
+    const data = i % 2 ? rnd.bytes(size) : rnd.text(size);
+    const id = repo.blobId(data);
+    await repo.storeBlob('data', id, data);
+    blobs.push({ id, data });
+  }
+  await repo.flush();
+  return blobs;
+}
+
+async function onlyPack(backend: LocalBackend): Promise<string> {
+  for await (const o of backend.list('packs/')) return path.join(backend.location, o.name);
+  throw new Error('no pack');
+}
+
+t.test('opening: wrong password, no repository, second init', async (t) => {
+  const { backend } = await newRepository(t);
+  await t.rejects(Repository.open(backend, { password: 'wrong', cacheDir: tempDir(t) }), { code: 'WRONG_PASSWORD', message: /wrong password/ });
+  await t.rejects(Repository.open(backend, { cacheDir: tempDir(t) }), { code: 'WRONG_PASSWORD' });
+  await t.rejects(Repository.open(new LocalBackend(tempDir(t)), { password: PASSWORD }), { code: 'NOT_A_REPOSITORY', message: /strata init/ });
+  await t.rejects(Repository.init(backend, { password: PASSWORD, kdf: CHEAP_KDF }), { code: 'ALREADY_EXISTS' });
+});
+
+t.test('blobs round-trip, deduplicate, and survive a reopen', async (t) => {
+  const { repo, reopen } = await newRepository(t, undefined, { packSize: 256 * 1024 });
+  const blobs = await storeSome(repo, 1, 20, 50_000);
+  t.equal(await repo.storeBlob('data', blobs[0].id, blobs[0].data), 0, 'a stored blob is not stored again');
+  const again = await reopen();
+  t.teardown(() => again.close());
+  for (const b of blobs) t.ok((await again.loadBlob('data', b.id)).equals(b.data));
+  t.ok(again.hasBlob(blobs[3].id));
+});
+
+t.test('text compresses, random data is stored as is', async (t) => {
+  const { repo, backend } = await newRepository(t);
+  await storeSome(repo, 2, 1, 1_000_000); // text
+  let stored = 0;
+  for await (const o of backend.list('packs/')) stored += o.size;
+  t.ok(stored < 500_000, `1 MB of text takes ${stored} bytes`);
+});
+
+t.test('the index is a cache: deleted, it is rebuilt from pack trailers', async (t) => {
+  const { repo, backend, cacheDir } = await newRepository(t, undefined, { packSize: 100_000 });
+  const blobs = await storeSome(repo, 3, 10, 40_000);
+  await repo.close();
+  await fs.rm(cacheDir, { recursive: true });
+  const again = await Repository.open(backend, { password: PASSWORD, cacheDir });
+  t.teardown(() => again.close());
+  for (const b of blobs) t.ok((await again.loadBlob('data', b.id)).equals(b.data));
+  let packs = 0;
+  for await (const _ of backend.list('packs/')) packs++;
+  const rebuilt = await again.rebuildIndex();
+  t.ok(packs > 1);
+  t.equal(rebuilt.packs, packs, 'every pack is read again');
+});
+
+t.test('a flipped byte in a pack is detected and names the pack and blob', async (t) => {
+  const { repo, backend, reopen } = await newRepository(t);
+  const [blob] = await storeSome(repo, 4, 1, 30_000);
+  const file = await onlyPack(backend as LocalBackend);
+  const bytes = await fs.readFile(file);
+  bytes[100] ^= 0x01;
+  await fs.writeFile(file, bytes);
+  const again = await reopen();
+  t.teardown(() => again.close());
+  await t.rejects(again.loadBlob('data', blob.id), { code: 'CORRUPT', message: new RegExp(`data blob ${blob.id.toString('hex')} in pack [0-9a-f]{64} failed authentication`) });
+});
+
+t.test('a truncated pack is detected, never returns wrong bytes', async (t) => {
+  const { repo, backend, cacheDir } = await newRepository(t);
+  const [blob] = await storeSome(repo, 5, 1, 30_000);
+  const file = await onlyPack(backend as LocalBackend);
+  const packId = path.basename(file);
+  await fs.truncate(file, 10_000);
+  await t.rejects(repo.loadBlob('data', blob.id), { code: 'CORRUPT', message: /cut short: the pack is truncated/ });
+  await repo.close();
+  // Without the index, the damaged trailer is reported and the pack skipped.
+  await fs.rm(cacheDir, { recursive: true });
+  const warnings: string[] = [];
+  const again = await Repository.open(backend, { password: PASSWORD, cacheDir, onWarning: (m) => warnings.push(m) });
+  t.teardown(() => again.close());
+  t.match(warnings.join('\n'), new RegExp(`pack ${packId}`));
+  await t.rejects(again.loadBlob('data', blob.id), { code: 'CORRUPT', message: /missing/ });
+});
+
+t.test('an unencrypted repository needs no password and still detects damage', async (t) => {
+  const backend = new MemoryBackend();
+  await Repository.init(backend, { encrypted: false });
+  const repo = await Repository.open(backend, { cacheDir: tempDir(t) });
+  t.teardown(() => repo.close());
+  t.notOk(repo.config.encrypted);
+  const [blob] = await storeSome(repo, 6, 1, 5000);
+  t.ok((await repo.loadBlob('data', blob.id)).equals(blob.data));
+  for await (const o of backend.list('packs/')) {
+    const data = await backend.load(o.name);
+    data[10] ^= 0xff;
+    await backend.save(o.name, data);
+  }
+  await t.rejects(repo.loadBlob('data', blob.id), { code: 'CORRUPT' });
+});
+
+t.test('a reader opens while a writer holds the index, and sees its durable packs', async (t) => {
+  const { repo, backend, cacheDir } = await newRepository(t);
+  const [blob] = await storeSome(repo, 7, 1, 5000);
+  await t.rejects(Repository.open(backend, { password: PASSWORD, cacheDir }), { code: 'LOCKED' });
+  const reader = await Repository.open(backend, { password: PASSWORD, cacheDir, readOnly: true });
+  t.ok((await reader.loadBlob('data', blob.id)).equals(blob.data));
+  const [later] = await storeSome(repo, 8, 1, 5000);
+  await reader.close();
+  const reader2 = await Repository.open(backend, { password: PASSWORD, cacheDir, readOnly: true });
+  t.teardown(() => reader2.close());
+  t.ok((await reader2.loadBlob('data', later.id)).equals(later.data));
+});
+
+t.test('every object in a local repository is written whole (checked against the pack name)', async (t) => {
+  const { repo, backend } = await newRepository(t, undefined, { packSize: 50_000 });
+  await storeSome(repo, 9, 6, 20_000);
+  for await (const o of backend.list('packs/')) {
+    const { createHash } = await import('node:crypto');
+    t.equal(createHash('sha256').update(await backend.load(o.name)).digest('hex'), path.basename(o.name));
+    t.equal(packObjectName(path.basename(o.name)), o.name);
+  }
+});

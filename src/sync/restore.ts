@@ -141,8 +141,8 @@ class Restorer {
     try {
       let position = 0;
       for await (const chunk of fileChunks(this.reader, entry)) {
-        // Zero chunks of a sparse file become holes again.
-        if (!(entry.sparse && isZero(chunk))) await writeAll(handle, chunk, position);
+        if (entry.sparse) await writeSkippingZeros(handle, chunk, position);
+        else await writeAll(handle, chunk, position);
         position += chunk.length;
         this.result.bytes += chunk.length;
       }
@@ -199,11 +199,20 @@ async function writeAll(handle: fs.FileHandle, data: Buffer, position: number): 
   }
 }
 
-const ZEROS = Buffer.alloc(1024 * 1024);
-function isZero(chunk: Buffer): boolean {
-  for (let i = 0; i < chunk.length; i += ZEROS.length) {
-    const part = chunk.subarray(i, i + ZEROS.length);
-    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
+const BLOCK = 4096;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
+/** Writes only the non-zero blocks of `data`: the zero runs of a sparse file become holes again. */
+async function writeSkippingZeros(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
+  let runStart = -1;
+  for (let i = 0; i < data.length; i += BLOCK) {
+    const block = data.subarray(i, i + BLOCK);
+    const zero = block.equals(ZERO_BLOCK.subarray(0, block.length));
+    if (!zero && runStart < 0) runStart = i;
+    if (zero && runStart >= 0) {
+      await writeAll(handle, data.subarray(runStart, i), position + runStart);
+      runStart = -1;
+    }
   }
-  return true;
+  if (runStart >= 0) await writeAll(handle, data.subarray(runStart), position + runStart);
 }

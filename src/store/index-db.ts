@@ -70,7 +70,11 @@ export class BlobIndex {
    * gets LOCKED instead. A damaged database is thrown away and starts empty.
    */
   static async open(dir: string, opts: { shared: boolean }): Promise<BlobIndex> {
-    await fs.mkdir(dir, { recursive: true });
+    try {
+      await fs.mkdir(dir, { recursive: true });
+    } catch (e) {
+      throw errors.backend(`cannot create the index cache at ${dir}: ${(e as Error).message} (set STRATA_CACHE_DIR or --cache-dir)`, { cause: e });
+    }
     try {
       return new BlobIndex(await openDb(dir));
     } catch (e) {

@@ -69,11 +69,12 @@ class Restorer {
     this.includes = (opts.includes ?? []).map((p) => new Minimatch(p, { dot: true, matchBase: !p.includes('/') }));
   }
 
-  /** Whether `rel` or something below it can match an include pattern. */
+  /** Whether `rel` matches an include pattern or, for a folder, something below it could. */
   private wanted(rel: Buffer, isDir: boolean): boolean {
     if (this.includes.length === 0) return true;
     const text = displayPath(rel);
-    return this.includes.some((m) => m.match(text) || (isDir && m.match(text, true)));
+    // A name pattern ("*.pdf") can match inside any folder; a path pattern only below a matching prefix.
+    return this.includes.some((m) => m.match(text) || (isDir && (m.options.matchBase || m.match(text, true))));
   }
 
   async restoreChildren(dir: Entry, dirPath: Buffer, rel: Buffer): Promise<void> {

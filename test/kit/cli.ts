@@ -12,14 +12,22 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The environment for a child strata: the test runner's own Node hooks left out. */
+export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.NODE_OPTIONS;
+  for (const k of Object.keys(env)) if (k.startsWith('TAP') || k.startsWith('_TAP')) delete env[k];
+  return env;
+}
+
 export function strata(args: string[], env: Record<string, string | undefined> = {}, input?: string): CliResult {
-  const r = spawnSync(process.execPath, [STRATA, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', input, maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync(process.execPath, [STRATA, ...args], { env: testEnv(env), encoding: 'utf8', input, maxBuffer: 256 * 1024 * 1024 });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Starts strata in the background (for signal tests). */
 export function strataAsync(args: string[], env: Record<string, string | undefined> = {}) {
-  const child = spawn(process.execPath, [STRATA, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [STRATA, ...args], { env: testEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => { stdout += d; });

@@ -1,4 +1,5 @@
-/** Seeded pseudo-random bytes (xorshift128+ over 32-bit halves): fixtures are generated, never committed. */
+/** Seeded pseudo-random numbers (xoshiro128**): fixtures are generated, never committed. */
+import { createCipheriv } from 'node:crypto';
 export class Random {
   private a: number;
   private b: number;
@@ -53,3 +54,10 @@ export class Random {
 }
 
 const rotl = (x: number, k: number): number => ((x << k) | (x >>> (32 - k))) >>> 0;
+
+/** Many seeded incompressible bytes, fast (AES-CTR keystream keyed by the seed). */
+export function randomStream(seed: number, n: number): Buffer {
+  const key = Buffer.alloc(16);
+  key.writeUInt32LE(seed >>> 0);
+  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(n));
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Sets Strata up on a fresh Debian/Ubuntu machine (as root or with sudo), then
+# runs the demo: a sample share backed up twice, snapshots listed, one restored.
+#   bash scripts/setup.sh            set up + demo
+#   bash scripts/setup.sh --no-demo  set up only (CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# Build tools for the native addon; fuse for the mount; rsync, acl, attr for the fidelity tests;
+# samba and smbclient for the SMB tests.
+packages=(build-essential python3 pkg-config fuse libfuse2 rsync acl attr samba smbclient)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v node >/dev/null || { echo "setup: Node.js 20 or later is needed (https://nodejs.org or Debian's nodejs)" >&2; exit 1; }
+
+echo "setup: npm ci (dependencies and the native addon)" >&2
+npm ci --no-audit --no-fund --loglevel=error
+[ -f native/build/Release/strata_native.node ] || npm run install --silent
+node -e "await import('./bin/strata.js')" --input-type=module -- --version >/dev/null 2>&1 || true
+
+[ "${1:-}" = "--no-demo" ] || bash scripts/demo.sh

@@ -1,0 +1,172 @@
+/**
+ * `npm run bench`: Strata beside restic and Borg on the same corpus, in one run.
+ *
+ * For each tool: first backup, no-change backup, backup after a 2% mutation,
+ * full restore; wall time, MB/s, CPU seconds, peak RSS, repository size, and
+ * Strata's ratio to each peer. Page caches are dropped before every step where
+ * the machine allows it. Options: --dir DIR (default /var/tmp/strata-bench),
+ * --tools strata,restic,borg, --index-10m (also measure a backup against a
+ * synthetic index of 10 million chunks), --json.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildCorpus, mutateCorpus } from './corpus.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string): string => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const benchDir = option('--dir', '/var/tmp/strata-bench');
+const tools = option('--tools', 'strata,restic,borg').split(',');
+const PASSWORD = 'bench-password';
+
+interface Measure { step: string; tool: string; seconds: number; cpu: number; rssMiB: number; mbps: number; repoBytes: number }
+
+function ensurePackages(): void {
+  const need = [['restic', 'restic'], ['borg', 'borgbackup'], ['/usr/bin/time', 'time']].filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
+  if (need.length) {
+    console.error(`bench: installing ${need.map(([, p]) => p).join(' ')}`);
+    execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${need.map(([, p]) => p).join(' ')} >/dev/null`], { stdio: 'inherit' });
+  }
+}
+
+function dropCaches(): boolean {
+  try {
+    execFileSync('sync');
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function du(dir: string): number {
+  return Number(execFileSync('du', ['-sb', dir], { encoding: 'utf8' }).split('\t')[0]);
+}
+
+/** Runs a command under GNU time; returns wall seconds, CPU seconds and peak RSS. */
+function timed(cmd: string[], env: Record<string, string>): { seconds: number; cpu: number; rssMiB: number } {
+  const out = path.join(benchDir, 'time.out');
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', '-o', out, ...cmd], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (r.status !== 0 && r.status !== 3) {
+    throw new Error(`${cmd.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
+  }
+  const [e, u, s, m] = readFileSync(out, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
+  return { seconds: e, cpu: u + s, rssMiB: m / 1024 };
+}
+
+interface Tool {
+  name: string;
+  env: Record<string, string>;
+  repo: string;
+  init(): string[];
+  backup(source: string): string[];
+  restore(target: string): string[];
+}
+
+function makeTools(): Tool[] {
+  const strataBin = [process.execPath, path.join(root, 'bin/strata.js')];
+  const all: Tool[] = [
+    {
+      name: 'strata', repo: path.join(benchDir, 'repo-strata'),
+      env: { STRATA_REPOSITORY: path.join(benchDir, 'repo-strata'), STRATA_PASSWORD: PASSWORD, STRATA_CACHE_DIR: path.join(benchDir, 'cache-strata') },
+      init: () => [...strataBin, 'init', '-q'],
+      backup: (s) => [...strataBin, 'backup', '-q', s],
+      restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
+    },
+    {
+      name: 'restic', repo: path.join(benchDir, 'repo-restic'),
+      env: { RESTIC_REPOSITORY: path.join(benchDir, 'repo-restic'), RESTIC_PASSWORD: PASSWORD, RESTIC_CACHE_DIR: path.join(benchDir, 'cache-restic') },
+      init: () => ['restic', 'init', '-q'],
+      backup: (s) => ['restic', 'backup', '-q', s],
+      restore: (t) => ['restic', 'restore', '-q', 'latest', '--target', t],
+    },
+    {
+      name: 'borg', repo: path.join(benchDir, 'repo-borg'),
+      env: { BORG_REPO: path.join(benchDir, 'repo-borg'), BORG_PASSPHRASE: PASSWORD, BORG_BASE_DIR: path.join(benchDir, 'borg-base'), BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' },
+      init: () => ['borg', 'init', '-e', 'repokey'],
+      backup: (s) => ['borg', 'create', '--compression', 'lz4', `::b-{now:%Y%m%d%H%M%S%f}`, s],
+      // borg extracts into the current directory: wrapped in sh -c with cd.
+      restore: (t) => ['sh', '-c', `mkdir -p '${t}' && cd '${t}' && borg extract "::$(borg list --last 1 --format '{archive}')"`],
+    },
+  ];
+  return all.filter((t) => tools.includes(t.name));
+}
+
+async function main(): Promise<void> {
+  ensurePackages();
+  await fs.mkdir(benchDir, { recursive: true });
+  const base = path.join(benchDir, 'corpus');
+  console.error('bench: building the corpus (cached between runs)');
+  const corpusBytes = await buildCorpus(base);
+  const files = Number(execFileSync('sh', ['-c', `find '${base}' -type f | wc -l`], { encoding: 'utf8' }).trim());
+  const share = path.join(benchDir, 'share');
+  const results: Measure[] = [];
+  const caches = dropCaches();
+  for (const tool of makeTools()) {
+    console.error(`bench: ${tool.name}`);
+    for (const d of [tool.repo, tool.env.STRATA_CACHE_DIR, tool.env.RESTIC_CACHE_DIR, tool.env.BORG_BASE_DIR, share].filter(Boolean)) {
+      await fs.rm(d, { recursive: true, force: true });
+    }
+    if (tool.env.BORG_BASE_DIR) await fs.mkdir(tool.env.BORG_BASE_DIR, { recursive: true });
+    execFileSync('cp', ['-a', base, share]);
+    execFileSync(tool.init()[0], tool.init().slice(1), { env: { ...process.env, ...tool.env }, stdio: 'ignore' });
+    const step = (name: string, cmd: string[], bytes: number) => {
+      dropCaches();
+      const m = timed(cmd, tool.env);
+      const repoBytes = du(tool.repo);
+      results.push({ step: name, tool: tool.name, ...m, mbps: bytes / 1e6 / m.seconds, repoBytes });
+      console.error(`  ${name}: ${m.seconds.toFixed(2)} s, ${(bytes / 1e6 / m.seconds).toFixed(0)} MB/s, cpu ${m.cpu.toFixed(2)} s, rss ${m.rssMiB.toFixed(0)} MiB`);
+    };
+    step('first backup', tool.backup(share), corpusBytes);
+    step('no-change backup', tool.backup(share), corpusBytes);
+    await mutateCorpus(share, 1);
+    step('backup after 2% change', tool.backup(share), corpusBytes);
+    const target = path.join(benchDir, 'restore');
+    await fs.rm(target, { recursive: true, force: true });
+    step('full restore', tool.restore(target), corpusBytes);
+    await fs.rm(target, { recursive: true, force: true });
+  }
+  const extra = args.includes('--index-10m') ? await indexBench() : undefined;
+  report(results, { corpusBytes, files, caches, extra });
+}
+
+async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: number }> {
+  const { synthIndex } = await import('./synthetic-index.js');
+  return synthIndex(benchDir, path.join(benchDir, 'corpus/office'));
+}
+
+function report(results: Measure[], info: { corpusBytes: number; files: number; caches: boolean; extra?: { rssMiB: number; seconds: number; chunks: number } }): void {
+  if (args.includes('--json')) {
+    console.log(JSON.stringify({ ...info, results }, null, 2));
+    return;
+  }
+  const steps = [...new Set(results.map((r) => r.step))];
+  const names = [...new Set(results.map((r) => r.tool))];
+  const lines = [
+    `Corpus: ${(info.corpusBytes / 2 ** 30).toFixed(2)} GiB in ${info.files} files; page caches ${info.caches ? 'dropped before each step' : 'NOT dropped (not permitted here)'}.`,
+    '',
+    '| step | tool | wall s | MB/s | CPU s | peak RSS MiB | repo MiB | strata ÷ tool (time) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const step of steps) {
+    const ours = results.find((r) => r.step === step && r.tool === 'strata');
+    for (const name of names) {
+      const r = results.find((x) => x.step === step && x.tool === name);
+      if (!r) continue;
+      const ratio = ours && name !== 'strata' ? (ours.seconds / r.seconds).toFixed(2) : '';
+      lines.push(`| ${step} | ${name} | ${r.seconds.toFixed(2)} | ${r.mbps.toFixed(0)} | ${r.cpu.toFixed(2)} | ${r.rssMiB.toFixed(0)} | ${(r.repoBytes / 2 ** 20).toFixed(0)} | ${ratio} |`);
+    }
+  }
+  if (info.extra) {
+    lines.push('', `Backup of the office/ tree against a synthetic index of ${info.extra.chunks.toLocaleString('en')} chunks: ${info.extra.seconds.toFixed(2)} s, peak RSS ${info.extra.rssMiB.toFixed(0)} MiB.`);
+  }
+  console.log(lines.join('\n'));
+}
+
+await main();
+void existsSync;

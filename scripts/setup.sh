@@ -23,8 +23,9 @@ fi
 command -v node >/dev/null || { echo "setup: Node.js 20 or later is needed (https://nodejs.org or Debian's nodejs)" >&2; exit 1; }
 
 echo "setup: npm ci (dependencies and the native addon)" >&2
-npm ci --no-audit --no-fund --loglevel=error
+# npm 11 drops some platforms' optional packages from the lock file and then refuses `npm ci`
+# (msgpackr-extract's prebuilt binaries): fall back to an install that honours the lock where it can.
+npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
 [ -f native/build/Release/strata_native.node ] || npm run install --silent
-node -e "await import('./bin/strata.js')" --input-type=module -- --version >/dev/null 2>&1 || true
 
 [ "${1:-}" = "--no-demo" ] || bash scripts/demo.sh

@@ -9,7 +9,7 @@
  * synthetic index of 10 million chunks), --json.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
+import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus, mutateCorpus } from './corpus.js';
@@ -169,4 +169,3 @@ function report(results: Measure[], info: { corpusBytes: number; files: number; 
 }
 
 await main();
-void existsSync;

@@ -33,7 +33,7 @@ export async function synthIndex(benchDir: string, source: string): Promise<{ rs
       const blobs: BlobLocation[] = [];
       for (let i = 0; i < PER_PACK; i++) {
         const id = createHash('sha256').update(`chunk-${p}-${i}`).digest();
-        blobs.push({ type: 'data', id, offset: i * 1_000_000, length: 1_000_000, rawLength: 1_200_000, compressed: true });
+        blobs.push({ type: 'data', id, offset: i * 1000, length: 1_000_000, rawLength: 1_200_000, compressed: true });
       }
       await index.addPack(createHash('sha256').update(`pack-${p}`).digest('hex'), blobs);
     }

@@ -1,6 +1,30 @@
 #!/usr/bin/env node
-// The `strata` command: runs the TypeScript CLI through tsx (no build step).
-import { register } from 'tsx/esm/api';
+// The `strata` command. Runs the build in dist/ (made by `npm install`) when it is
+// at least as new as every file in src/; otherwise the TypeScript through tsx.
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-register();
-await import('../src/cli/main.ts');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function newestSource(dir) {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+let built = 0;
+try {
+  built = statSync(path.join(root, 'dist/cli/main.js')).mtimeMs;
+} catch { /* not built */ }
+
+if (built && built >= newestSource(path.join(root, 'src'))) {
+  await import('../dist/cli/main.js');
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli/main.ts');
+}

@@ -5,7 +5,8 @@
  * of its bytes: `check` verifies a pack by its name.
  */
 import type { Backend } from './backend/backend.js';
-import { sha256, type Sealer } from './crypto.js';
+import { createHash } from 'node:crypto';
+import type { Sealer } from './crypto.js';
 import { errors } from './errors.js';
 import { decodeTrailer, encodeTrailer, type BlobLocation, type BlobType } from './format/records.js';
 
@@ -63,13 +64,16 @@ export class PackWriter {
     const trailerLength = trailer.reduce((n, p) => n + p.length, 0);
     const length = Buffer.alloc(LENGTH_BYTES);
     length.writeUInt32LE(trailerLength);
-    const data = Buffer.concat([...this.parts, ...trailer, length]);
+    const parts = [...this.parts, ...trailer, length];
+    const size = this.size + trailerLength + LENGTH_BYTES;
     this.parts = [];
     this.blobs = [];
     this.size = 0;
-    const id = sha256(data).toString('hex');
-    await this.backend.save(packObjectName(id), data);
-    return { id, size: data.length, blobs };
+    const hash = createHash('sha256');
+    for (const part of parts) hash.update(part);
+    const id = hash.digest('hex');
+    await this.backend.save(packObjectName(id), parts);
+    return { id, size, blobs };
   }
 }
 

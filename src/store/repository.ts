@@ -25,9 +25,10 @@ import { acquireLock, removeLocks, type Lock } from './lock.js';
 import { PackWriter, packIdFromName, packObjectName, readPackTrailer, type SavedPack } from './pack.js';
 import type { BlobReader, BlobWriter, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader } from './roles.js';
 
-const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+/** Packs of 8 MiB: about 130,000 objects per terabyte, and little memory while one fills and one saves. */
+const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
 /** Packs being saved at once; more blobs wait (bounded memory). */
-const MAX_SAVING_PACKS = 2;
+const MAX_SAVING_PACKS = 1;
 /** Blobs smaller than this are not worth compressing. */
 const MIN_COMPRESS = 128;
 

@@ -11,7 +11,7 @@
  * Files are read a few at a time (bounded fastq queues), large ones through a
  * reused window, so memory does not grow with the size of the share.
  */
-import { constants, promises as fs, type BigIntStats } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import fastq from 'fastq';
@@ -22,7 +22,10 @@ import { errors } from '../store/errors.js';
 import type { ChunkerParams, Snapshot, SnapshotSummary } from '../store/format/records.js';
 import type { Entry } from '../store/format/tree.js';
 import type { BlobWriter, SnapshotRef, SnapshotWriter, TreeReader } from '../store/roles.js';
-import { displayPath, entryFromStat, joinPath, readXattrs, sameTime } from './local-fs.js';
+import {
+  displayPath, entryFromStat, isDirectory, isRegularFile, joinPath, readSmallFile, readXattrs, sameContentStat, scanDir, statFromNode,
+  type FileStat,
+} from './local-fs.js';
 
 export interface CaptureOptions {
   paths: string[];
@@ -54,6 +57,12 @@ export type CaptureRepo = BlobWriter & TreeReader & SnapshotWriter;
 
 /** Files read at once; small ones mostly wait on the disk, so several overlap. */
 const FILE_CONCURRENCY = 8;
+/** Folders listed at once: listing is latency-bound (one round trip per step), so many overlap. */
+const SCAN_CONCURRENCY = 16;
+/** Files queued (listed, not yet being read) before the walk pauses: bounds memory on huge shares. */
+const FILE_BACKLOG = 256;
+/** Subfolders of one folder captured at once. */
+const SUBDIR_CONCURRENCY = 4;
 /** Files larger than this stream through a window; smaller ones are read whole. */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
 /** Large files streamed at once (each holds a window of maxChunk + READ_SIZE bytes). */
@@ -88,14 +97,22 @@ export async function capture(repo: CaptureRepo, opts: CaptureOptions): Promise<
 }
 
 type ParentIndex = Map<string, Entry>;
+/** A listed folder entry: its path, its name and its lstat. */
+type Child = [path: Buffer, name: Buffer, st: FileStat];
+/** A listed folder: its entries and the same folder's entries in the parent snapshot. */
+interface Scan { children: Child[]; previous: ParentIndex }
 const nameKey = (name: Buffer): string => name.toString('latin1');
 
 class Walker {
   private readonly cut: CutFunction;
   private readonly excludes: Minimatch[];
-  private readonly smallFiles = fastq.promise((job: () => Promise<void>) => job(), FILE_CONCURRENCY);
-  private readonly largeFiles = fastq.promise((job: () => Promise<void>) => job(), LARGE_FILE_CONCURRENCY);
+  private readonly smallFiles = fastq.promise((job: () => Promise<void>) => this.fileJob(job), FILE_CONCURRENCY);
+  private readonly largeFiles = fastq.promise((job: () => Promise<void>) => this.fileJob(job), LARGE_FILE_CONCURRENCY);
+  /** Folder scans waiting for the file queues to shrink (backpressure: the walk must not run far ahead of reading). */
+  private roomWaiters: (() => void)[] = [];
+  private readonly scans = fastq.promise((job: () => Promise<Scan | undefined>) => job(), SCAN_CONCURRENCY);
   private readonly windows: Buffer[] = [];
+  private readonly smallBuffers: Buffer[] = [];
   /** Chunk ids of hard-linked files already read in this snapshot, by device:inode. */
   private readonly hardLinks = new Map<string, { chunks: Buffer[]; sparse?: boolean }>();
   private rootDevice = 0;
@@ -130,7 +147,7 @@ class Walker {
         if (!st) continue;
         const previous = parentEntries.get(nameKey(name));
         if (child.source !== undefined) {
-          this.rootDevice = Number(st.dev);
+          this.rootDevice = st.dev;
           const entry = await this.captureEntry(Buffer.from(childPath), name, st, previous);
           if (entry) entries.push(entry);
         } else {
@@ -140,6 +157,7 @@ class Walker {
             continue;
           }
           entry.xattrs = readXattrs(Buffer.from(childPath));
+          entry.atime = entry.mtime;
           entry.subtree = await build(child, childPath, previous?.type === 'dir' ? previous.subtree : undefined);
           entries.push(entry);
         }
@@ -165,9 +183,9 @@ class Walker {
     return index;
   }
 
-  private async lstat(p: Buffer): Promise<BigIntStats | undefined> {
+  private async lstat(p: Buffer): Promise<FileStat | undefined> {
     try {
-      return await fs.lstat(p, { bigint: true });
+      return statFromNode(await fs.lstat(p, { bigint: true }));
     } catch (e) {
       this.error(displayPath(p), (e as Error).message);
       return undefined;
@@ -190,7 +208,7 @@ class Walker {
   }
 
   /** Captures one entry of any type; undefined when it cannot be captured (recorded as an error). */
-  private async captureEntry(p: Buffer, name: Buffer, st: BigIntStats, previous: Entry | undefined): Promise<Entry | undefined> {
+  private async captureEntry(p: Buffer, name: Buffer, st: FileStat, previous: Entry | undefined): Promise<Entry | undefined> {
     const entry = entryFromStat(name, st);
     if (!entry) {
       this.error(displayPath(p), 'has an unknown file type');
@@ -204,6 +222,9 @@ class Walker {
     if (entry.xattrs?.length === 0) delete entry.xattrs;
     switch (entry.type) {
       case 'dir':
+        // Listing a folder updates its access time, so a recorded one would change every
+        // unchanged folder's tree: folders keep their mtime as atime.
+        entry.atime = entry.mtime;
         this.summary.dirs++;
         entry.subtree = await this.captureDir(p, entry, previous?.type === 'dir' ? previous.subtree : undefined);
         return entry;
@@ -227,52 +248,60 @@ class Walker {
   private async captureDir(p: Buffer, dir: Entry, parentTree: Buffer | undefined): Promise<Buffer> {
     this.checkAborted();
     if (this.opts.oneFileSystem && dir.device !== this.rootDevice) return this.saveTree([]);
-    let names: Buffer[];
-    try {
-      names = await fs.readdir(p, { encoding: 'buffer' });
-    } catch (e) {
-      this.error(displayPath(p), `cannot list: ${(e as Error).message}`);
-      return this.saveTree([]);
+    while (this.smallFiles.length() + this.largeFiles.length() > FILE_BACKLOG) {
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
-    const parentEntries = await this.parentIndex(parentTree);
+    const scanned = await this.scans.push(() => this.scanDir(p, parentTree));
+    if (!scanned) return this.saveTree([]);
     const entries: Entry[] = [];
-    const fileJobs: Promise<void>[] = [];
-    const subdirs: [Buffer, Buffer, BigIntStats][] = [];
-    await Promise.all(names.map(async (name) => {
-      const child = joinPath(p, name);
-      if (this.excluded(child)) return;
-      const st = await this.lstat(child);
-      if (!st) return;
-      if (st.isDirectory()) {
-        subdirs.push([child, name, st]);
-        return;
-      }
-      const previous = parentEntries.get(nameKey(name));
-      const queue = st.isFile() && st.size > WHOLE_FILE_LIMIT && !this.unchanged(st, previous) ? this.largeFiles : this.smallFiles;
-      fileJobs.push(queue.push(async () => {
-        const entry = await this.captureEntry(child, name, st, previous);
-        if (entry) entries.push(entry);
-      }));
-    }));
-    // Subdirectories one after another (depth first keeps memory bounded), while this folder's files proceed.
-    subdirs.sort((a, b) => Buffer.compare(a[1], b[1]));
-    for (const [child, name, st] of subdirs) {
-      const entry = await this.captureEntry(child, name, st, parentEntries.get(nameKey(name)));
-      if (entry) entries.push(entry);
-    }
-    await Promise.all(fileJobs);
+    const add = (entry: Entry | undefined): void => { if (entry) entries.push(entry); };
+    // Subfolders a few at a time (their own scans are bounded globally), files through the file queues.
+    const subdirs = fastq.promise(async ([child, name, st]: Child) => add(await this.captureEntry(child, name, st, scanned.previous.get(nameKey(name)))), SUBDIR_CONCURRENCY);
+    const jobs = scanned.children.map(([child, name, st]) => {
+      if (isDirectory(st)) return subdirs.push([child, name, st]);
+      const previous = scanned.previous.get(nameKey(name));
+      const queue = isRegularFile(st) && st.size > WHOLE_FILE_LIMIT && !this.unchanged(st, previous) ? this.largeFiles : this.smallFiles;
+      return queue.push(async () => add(await this.captureEntry(child, name, st, previous)));
+    });
+    await Promise.all(jobs);
     return this.saveTree(entries);
   }
 
-  private unchanged(st: BigIntStats, previous: Entry | undefined): previous is Entry & { chunks: Buffer[] } {
+  private async fileJob(job: () => Promise<void>): Promise<void> {
+    try {
+      await job();
+    } finally {
+      const waiters = this.roomWaiters;
+      this.roomWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /** Lists and lstats a folder (one native job) while its parent-snapshot tree loads; undefined if it cannot be listed. */
+  private async scanDir(p: Buffer, parentTree: Buffer | undefined): Promise<Scan | undefined> {
+    const listing = scanDir(p).catch((e: Error) => {
+      this.error(displayPath(p), `cannot list: ${e.message}`);
+      return undefined;
+    });
+    const [listed, previous] = await Promise.all([listing, this.parentIndex(parentTree)]);
+    if (!listed) return undefined;
+    const children: Child[] = [];
+    for (const { name, stat } of listed) {
+      const child = joinPath(p, name);
+      if (this.excluded(child)) continue;
+      if (typeof stat === 'string') this.error(displayPath(child), stat);
+      else children.push([child, name, stat]);
+    }
+    return { children, previous };
+  }
+
+  private unchanged(st: FileStat, previous: Entry | undefined): previous is Entry & { chunks: Buffer[] } {
     if (!previous || previous.type !== 'file' || !previous.chunks || previous.inconsistent) return false;
-    const now = entryFromStat(previous.name, st)!;
-    return now.size === previous.size && sameTime(now.mtime, previous.mtime) && sameTime(now.ctime, previous.ctime) &&
-      now.inode === previous.inode;
+    return sameContentStat(st, { ...st, size: previous.size, mtime: previous.mtime, ctime: previous.ctime, ino: previous.inode });
   }
 
   /** Fills in a file's chunks; false when it could not be read (recorded as an error). */
-  private async captureFile(p: Buffer, entry: Entry, st: BigIntStats, previous: Entry | undefined): Promise<boolean> {
+  private async captureFile(p: Buffer, entry: Entry, st: FileStat, previous: Entry | undefined): Promise<boolean> {
     this.checkAborted();
     this.summary.files++;
     this.summary.bytes += entry.size;
@@ -325,32 +354,42 @@ class Walker {
 
   /** Reads, chunks and stores one file; tells whether it changed while it was read. */
   private async readFile(p: Buffer, entry: Entry): Promise<ReadResult> {
-    const handle = await openForReading(p);
+    if (entry.size > WHOLE_FILE_LIMIT) return this.readLargeFile(p, entry);
+    // Reused buffers: a fresh megabyte per file costs more than hashing it.
+    const buffer = this.smallBuffers.pop() ?? Buffer.allocUnsafe(WHOLE_FILE_LIMIT + 1);
     try {
-      const before = await handle.stat({ bigint: true });
-      if (!before.isFile()) throw new Error('is no longer a regular file');
-      const fresh = entryFromStat(entry.name, before)!;
-      // The size and times stored are those of the content read.
-      entry.size = fresh.size;
-      entry.mtime = fresh.mtime;
-      entry.ctime = fresh.ctime;
-      const size = fresh.size;
-      const sparse = Number(before.blocks) * 512 < size && size > 0;
-      const source = new FileSource(handle, size, sparse ? dataRanges(handle.fd, size) : undefined);
-      const chunks = size <= WHOLE_FILE_LIMIT ? await this.chunkWhole(source, size) : await this.chunkStream(source);
-      const after = await handle.stat({ bigint: true });
-      const changed = after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs ||
-        source.bytesSeen !== size;
-      return { chunks, changed, sparse };
+      const { data, before, after } = await readSmallFile(p, buffer);
+      this.takeStat(entry, before);
+      if (data.length > WHOLE_FILE_LIMIT) return this.readLargeFile(p, entry); // it grew past the limit
+      const chunks = data.length ? [await this.storeChunk(data)] : [];
+      return { chunks, changed: !sameContentStat(before, after) || data.length !== before.size, sparse: false };
     } finally {
-      await handle.close();
+      this.smallBuffers.push(buffer);
     }
   }
 
-  private async chunkWhole(source: FileSource, size: number): Promise<Buffer[]> {
-    const buf = Buffer.allocUnsafe(size);
-    const n = await source.read(buf, 0, size);
-    return n === 0 ? [] : [await this.storeChunk(buf.subarray(0, n))];
+  /** The size and times stored are those of the content read. */
+  private takeStat(entry: Entry, st: FileStat): void {
+    entry.size = st.size;
+    entry.mtime = st.mtime;
+    entry.ctime = st.ctime;
+  }
+
+  private async readLargeFile(p: Buffer, entry: Entry): Promise<ReadResult> {
+    const handle = await openForReading(p);
+    try {
+      const before = statFromNode(await handle.stat({ bigint: true }));
+      if (!isRegularFile(before)) throw new Error('is no longer a regular file');
+      this.takeStat(entry, before);
+      const size = before.size;
+      const sparse = before.blocks * 512 < size && size > 0;
+      const source = new FileSource(handle, size, sparse ? dataRanges(handle.fd, size) : undefined);
+      const chunks = await this.chunkStream(source);
+      const after = statFromNode(await handle.stat({ bigint: true }));
+      return { chunks, changed: !sameContentStat(before, after) || source.bytesSeen !== size, sparse };
+    } finally {
+      await handle.close();
+    }
   }
 
   private async chunkStream(source: FileSource): Promise<Buffer[]> {
@@ -406,10 +445,10 @@ interface ReadResult {
 async function openForReading(p: Buffer): Promise<fs.FileHandle> {
   try {
     // O_NOATIME: a backup should not touch the access times it records.
-    return await fs.open(p, constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW);
+    return await fs.open(p, constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-    return fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+    return fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   }
 }
 

@@ -4,7 +4,8 @@
  */
 import type { BigIntStats } from 'node:fs';
 import { readFileSync } from 'node:fs';
-import { native } from '../native.js';
+import { getSystemErrorName } from 'node:util';
+import { native, STAT_FIELDS } from '../native.js';
 import type { Entry, EntryType, Timestamp } from '../store/format/tree.js';
 
 export const SLASH = Buffer.from('/');
@@ -54,22 +55,78 @@ class NameTable {
 const users = new NameTable('/etc/passwd');
 const groups = new NameTable('/etc/group');
 
-/** An entry for `name` from its lstat (bigint, for nanoseconds); content fields are the caller's. */
-export function entryFromStat(name: Buffer, st: BigIntStats): Entry | undefined {
-  const mode = Number(st.mode);
-  const type = typeFromMode(mode);
+/** What capture needs of an lstat, with nanosecond times. */
+export interface FileStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  ino: number;
+  dev: number;
+  rdev: number;
+  blocks: number;
+  atime: Timestamp;
+  mtime: Timestamp;
+  ctime: Timestamp;
+}
+
+export const isDirectory = (st: FileStat): boolean => typeFromMode(st.mode) === 'dir';
+export const isRegularFile = (st: FileStat): boolean => typeFromMode(st.mode) === 'file';
+
+export function statFromNode(st: BigIntStats): FileStat {
+  return {
+    mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), nlink: Number(st.nlink),
+    ino: Number(st.ino), dev: Number(st.dev), rdev: Number(st.rdev), blocks: Number(st.blocks),
+    atime: timestampFromNs(st.atimeNs), mtime: timestampFromNs(st.mtimeNs), ctime: timestampFromNs(st.ctimeNs),
+  };
+}
+
+/** The stat at `index` of a native stat array, or the error name of a failed lstat. */
+function statFromArray(a: Float64Array, index: number): FileStat | string {
+  const o = index * STAT_FIELDS;
+  if (a[o + 15]) return `${getSystemErrorName(-a[o + 15])}: lstat failed`;
+  return {
+    mode: a[o], uid: a[o + 1], gid: a[o + 2], size: a[o + 3], nlink: a[o + 4], ino: a[o + 5], dev: a[o + 6], rdev: a[o + 7],
+    blocks: a[o + 8], atime: [a[o + 9], a[o + 10]], mtime: [a[o + 11], a[o + 12]], ctime: [a[o + 13], a[o + 14]],
+  };
+}
+
+export const sameContentStat = (a: FileStat, b: FileStat): boolean =>
+  a.size === b.size && sameTime(a.mtime, b.mtime) && sameTime(a.ctime, b.ctime) && a.ino === b.ino;
+
+/** Lists a folder with every entry's lstat in one round trip; a failed lstat is given as its error. */
+export function scanDir(p: Buffer): Promise<{ name: Buffer; stat: FileStat | string }[]> {
+  return new Promise((resolve, reject) => native.scanDir(p, (err, names, stats) => {
+    if (err) reject(err);
+    else resolve(names.map((name, i) => ({ name, stat: statFromArray(stats, i) })));
+  }));
+}
+
+/**
+ * Reads a small file whole into `into` (one byte more than its size, if it fits, to notice
+ * growth) with its stat before and after reading; `data` is a view of `into`.
+ */
+export function readSmallFile(p: Buffer, into: Buffer): Promise<{ data: Buffer; before: FileStat; after: FileStat }> {
+  return new Promise((resolve, reject) => native.readSmall(p, into, (err, bytesRead, before, after) => {
+    if (err) reject(err);
+    else resolve({ data: into.subarray(0, bytesRead), before: statFromArray(before, 0) as FileStat, after: statFromArray(after, 0) as FileStat });
+  }));
+}
+
+/** An entry for `name` from its lstat; content fields are the caller's. */
+export function entryFromStat(name: Buffer, st: FileStat): Entry | undefined {
+  const type = typeFromMode(st.mode);
   if (!type) return undefined;
-  const uid = Number(st.uid);
-  const gid = Number(st.gid);
   const entry: Entry = {
-    name, type, mode: mode & 0o7777, uid, gid, user: users.get(uid), group: groups.get(gid),
-    size: type === 'file' || type === 'symlink' ? Number(st.size) : 0,
-    mtime: timestampFromNs(st.mtimeNs), atime: timestampFromNs(st.atimeNs), ctime: timestampFromNs(st.ctimeNs),
-    inode: Number(st.ino), device: Number(st.dev), links: Number(st.nlink),
+    name, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, user: users.get(st.uid), group: groups.get(st.gid),
+    size: type === 'file' || type === 'symlink' ? st.size : 0,
+    mtime: st.mtime, atime: st.atime, ctime: st.ctime,
+    inode: st.ino, device: st.dev, links: st.nlink,
   };
   if (entry.user === undefined) delete entry.user;
   if (entry.group === undefined) delete entry.group;
-  if (type === 'chardev' || type === 'blockdev') entry.rdev = Number(st.rdev);
+  if (type === 'chardev' || type === 'blockdev') entry.rdev = st.rdev;
   return entry;
 }
 

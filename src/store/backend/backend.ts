@@ -25,7 +25,8 @@ export interface ByteRange {
 export interface Backend {
   /** Human-readable location, used in messages ("/srv/backup", "s3:bucket/prefix"). */
   readonly location: string;
-  save(name: string, data: Uint8Array): Promise<void>;
+  /** `data` may come in parts (a pack's blobs), written one after another without joining them first. */
+  save(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>;
   load(name: string, range?: ByteRange): Promise<Buffer>;
   stat(name: string): Promise<ObjectInfo>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
@@ -39,3 +40,5 @@ export function checkObjectName(name: string): void {
     throw new TypeError(`invalid object name ${JSON.stringify(name)}`);
   }
 }
+
+export const partsOf = (data: Uint8Array | readonly Uint8Array[]): readonly Uint8Array[] => (data instanceof Uint8Array ? [data] : data);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs, constants } from 'node:fs';
 import path from 'node:path';
 import { errors } from '../errors.js';
-import { checkObjectName, type Backend, type ByteRange, type ObjectInfo } from './backend.js';
+import { checkObjectName, partsOf, type Backend, type ByteRange, type ObjectInfo } from './backend.js';
 
 const TMP = 'tmp';
 const STALE_TMP_MS = 24 * 3600 * 1000;
@@ -16,6 +16,8 @@ const STALE_TMP_MS = 24 * 3600 * 1000;
 export class LocalBackend implements Backend {
   readonly location: string;
   private readonly knownDirs = new Set<string>();
+  /** Ranged loads (blobs out of packs) reuse open files: one open per pack instead of one per blob. */
+  private readonly handles = new HandleCache(64);
 
   constructor(readonly root: string) {
     this.location = path.resolve(root);
@@ -32,7 +34,7 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async save(name: string, data: Uint8Array): Promise<void> {
+  async save(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     checkObjectName(name);
     const target = path.join(this.location, name);
     const tmpDir = path.join(this.location, TMP);
@@ -43,10 +45,12 @@ export class LocalBackend implements Backend {
       await this.ensureDir(dir);
       const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       try {
-        let written = 0;
-        while (written < data.length) {
-          const { bytesWritten } = await handle.write(data, written, data.length - written);
-          written += bytesWritten;
+        for (const piece of coalesce(partsOf(data))) {
+          let written = 0;
+          while (written < piece.length) {
+            const { bytesWritten } = await handle.write(piece, written, piece.length - written);
+            written += bytesWritten;
+          }
         }
         await handle.sync();
       } catch (e) {
@@ -55,6 +59,7 @@ export class LocalBackend implements Backend {
         throw e;
       }
       await handle.close();
+      this.handles.retire(target);
       try {
         await fs.rename(tmp, target);
       } catch (e) {
@@ -70,7 +75,7 @@ export class LocalBackend implements Backend {
     const file = path.join(this.location, name);
     return this.io('load', name, async () => {
       if (!range) return fs.readFile(file);
-      const handle = await fs.open(file, 'r');
+      const { handle, release } = await this.handles.acquire(file);
       try {
         const buffer = Buffer.allocUnsafe(range.length);
         let done = 0;
@@ -81,7 +86,7 @@ export class LocalBackend implements Backend {
         }
         return done === range.length ? buffer : buffer.subarray(0, done);
       } finally {
-        await handle.close();
+        release();
       }
     });
   }
@@ -122,10 +127,13 @@ export class LocalBackend implements Backend {
 
   async remove(name: string): Promise<void> {
     checkObjectName(name);
+    this.handles.retire(path.join(this.location, name));
     await this.io('remove', name, () => fs.rm(path.join(this.location, name), { force: true }));
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.handles.closeAll();
+  }
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
@@ -148,6 +156,29 @@ export class LocalBackend implements Backend {
   }
 }
 
+/** Joins runs of small parts (a tree pack holds thousands) so a save makes few write calls; large parts pass as they are. */
+function* coalesce(parts: readonly Uint8Array[], target = 1024 * 1024): Iterable<Uint8Array> {
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  for (const part of parts) {
+    if (part.length >= target) {
+      if (run.length) yield Buffer.concat(run);
+      run = [];
+      runBytes = 0;
+      yield part;
+      continue;
+    }
+    run.push(part);
+    runBytes += part.length;
+    if (runBytes >= target) {
+      yield Buffer.concat(run);
+      run = [];
+      runBytes = 0;
+    }
+  }
+  if (run.length) yield Buffer.concat(run);
+}
+
 async function syncDir(dir: string): Promise<void> {
   const handle = await fs.open(dir, 'r');
   try {
@@ -155,4 +186,57 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+interface HandleSlot {
+  handle: Promise<fs.FileHandle>;
+  users: number;
+  retired: boolean;
+}
+
+/** Open read-only files by path, least recently used closed first, never while a read uses them. */
+class HandleCache {
+  private readonly open = new Map<string, HandleSlot>();
+  constructor(private readonly limit: number) {}
+
+  /** An open handle for `file` and the function to call when done with it. */
+  async acquire(file: string): Promise<{ handle: fs.FileHandle; release: () => void }> {
+    let slot = this.open.get(file);
+    if (slot) this.open.delete(file); // re-inserted below as most recently used
+    else slot = { handle: fs.open(file, 'r'), users: 0, retired: false };
+    this.open.set(file, slot);
+    slot.users++;
+    const release = (): void => {
+      slot.users--;
+      if (slot.retired && slot.users === 0) closeSlot(slot);
+    };
+    try {
+      const handle = await slot.handle;
+      for (const [name, other] of this.open) {
+        if (this.open.size <= this.limit) break;
+        this.retire(name, other);
+      }
+      return { handle, release };
+    } catch (e) {
+      release();
+      this.retire(file, slot);
+      throw e;
+    }
+  }
+
+  /** Closes the handle of a file that is replaced or removed (once its readers are done). */
+  retire(file: string, slot = this.open.get(file)): void {
+    if (!slot || this.open.get(file) !== slot) return;
+    this.open.delete(file);
+    slot.retired = true;
+    if (slot.users === 0) closeSlot(slot);
+  }
+
+  closeAll(): void {
+    for (const [file, slot] of [...this.open]) this.retire(file, slot);
+  }
+}
+
+function closeSlot(slot: HandleSlot): void {
+  slot.handle.then((h) => h.close()).catch(() => {});
 }

@@ -1,14 +1,14 @@
 /** A Backend held in a Map: for tests and for throwaway repositories. */
 import { errors } from '../errors.js';
-import { checkObjectName, type Backend, type ByteRange, type ObjectInfo } from './backend.js';
+import { checkObjectName, partsOf, type Backend, type ByteRange, type ObjectInfo } from './backend.js';
 
 export class MemoryBackend implements Backend {
   readonly location = 'memory:';
   private readonly objects = new Map<string, Buffer>();
 
-  async save(name: string, data: Uint8Array): Promise<void> {
+  async save(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     checkObjectName(name);
-    this.objects.set(name, Buffer.from(data));
+    this.objects.set(name, Buffer.concat(partsOf(data)));
   }
 
   async load(name: string, range?: ByteRange): Promise<Buffer> {

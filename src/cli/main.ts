@@ -15,6 +15,9 @@ import { check } from '../sync/check.js';
 import { displayPath } from '../sync/local-fs.js';
 import { restore } from '../sync/restore.js';
 import { diffTrees, fileChunks, resolvePath, rootEntry, walkTree } from '../sync/tree-walk.js';
+import { mountView } from '../fs/mount.js';
+import { smbConfig } from '../fs/smb.js';
+import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { backendFor, openRepository, password, run, type GlobalOptions } from './context.js';
 import { formatBytes, type Output } from './output.js';
 
@@ -263,6 +266,40 @@ program.command('repair')
     const result = await repo.rebuildIndex((m) => out.warn(m));
     out.result(result, () => `index rebuilt from ${result.packs} packs` + (result.damaged.length ? `; ${result.damaged.length} damaged packs skipped` : ''));
   })));
+
+program.command('mount')
+  .description('show every snapshot as a read-only folder tree (FUSE), until interrupted')
+  .argument('<mountpoint>', 'an empty folder')
+  .option('--allow-other', 'let other users and Samba in; the kernel enforces the stored modes and owners (default_permissions)')
+  .action(async (mountpoint: string, cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
+    const repo = await openRepository(globals(cmd), out, true);
+    const view = new SnapshotView(repositoryViewSource(repo, (m) => out.warn(m)));
+    const mounted = await mountView(view, path.resolve(mountpoint), {
+      allowOther: !!cmdOpts.allowOther,
+      onError: (p, m) => out.warn(`${p}: ${m}`),
+    }).catch(async (e) => {
+      await repo.close();
+      throw e;
+    });
+    out.info(`mounted ${repo.backend.location} at ${path.resolve(mountpoint)}; Ctrl-C (SIGINT) or SIGTERM unmounts`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop).once('SIGTERM', stop);
+    });
+    await mounted.unmount();
+    await repo.close();
+    out.info('unmounted');
+  }));
+
+program.command('smb-config')
+  .description('print Samba share definitions: one for a Strata mount, one adding Previous Versions to a live share')
+  .argument('<mountpoint>', 'where `strata mount` runs')
+  .option('--share <path>', 'the live share whose snapshots Strata takes (for the Previous Versions definition)')
+  .option('--name <name>', 'share name', 'strata')
+  .action(async (mountpoint: string, cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
+    const text = smbConfig({ mountpoint: path.resolve(mountpoint), share: cmdOpts.share && path.resolve(cmdOpts.share), name: cmdOpts.name });
+    out.result({ config: text }, () => text);
+  }));
 
 program.command('unlock')
   .description('remove stale locks (all locks with --remove-all)')

@@ -6,13 +6,13 @@
  *
  * Keys: "b" + blob id (32 bytes) → 45-byte location; "p" + pack id (32 bytes) → blob count.
  *
- * LevelDB lets one process open a database. A second process that only reads
- * (restore, ls, the mount while a backup runs) opens a private copy instead:
- * hard links to the immutable table files plus a copy of the small log and
- * manifest, then catches up from pack trailers like any stale index.
+ * LevelDB lets one process open a database. Processes that only read
+ * (restore, ls, the mount) open a private copy instead: hard links to the
+ * immutable table files plus a copy of the small log and manifest, then catch
+ * up from pack trailers like any stale index. So a mount never keeps a
+ * backup from writing, and a backup never keeps a reader out.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Level } from 'level';
 import { errors } from './errors.js';
@@ -65,9 +65,10 @@ export class BlobIndex {
   private constructor(private readonly db: Db, private readonly privateCopy?: string) {}
 
   /**
-   * Opens (or creates) the index in `dir`. `shared: true` accepts a private
-   * copy when another process holds the database (for readers); a writer
-   * gets LOCKED instead. A damaged database is thrown away and starts empty.
+   * Opens the index in `dir`. A writer (`shared: false`) opens it exclusively
+   * and gets LOCKED while another writer holds it. A reader (`shared: true`)
+   * always works on a private copy, so it never keeps a writer out, however
+   * long it runs (a mount). A damaged database is thrown away: packs are the truth.
    */
   static async open(dir: string, opts: { shared: boolean }): Promise<BlobIndex> {
     try {
@@ -75,21 +76,31 @@ export class BlobIndex {
     } catch (e) {
       throw errors.backend(`cannot create the index cache at ${dir}: ${(e as Error).message} (set STRATA_CACHE_DIR or --cache-dir)`, { cause: e });
     }
+    if (opts.shared) return BlobIndex.openCopy(dir);
     try {
       return new BlobIndex(await openDb(dir));
     } catch (e) {
       if (isLocked(e)) {
-        if (!opts.shared) {
-          throw errors.locked(`the index at ${dir} is in use by another strata process on this machine; wait for it to finish`, { cause: e });
-        }
-        const copy = await copyDatabase(dir);
-        return new BlobIndex(await openDb(copy), copy);
+        throw errors.locked(`the index at ${dir} is in use by another strata process on this machine; wait for it to finish`, { cause: e });
       }
-      // Anything else means a damaged cache: start over, packs are the truth.
       await fs.rm(dir, { recursive: true, force: true });
       await fs.mkdir(dir, { recursive: true });
       return new BlobIndex(await openDb(dir));
     }
+  }
+
+  private static async openCopy(dir: string): Promise<BlobIndex> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const copy = await copyDatabase(dir);
+      try {
+        return new BlobIndex(await openDb(copy), copy);
+      } catch {
+        // A writer compacted while we copied: try again, then start empty.
+        await fs.rm(copy, { recursive: true, force: true });
+      }
+    }
+    const empty = await fs.mkdtemp(path.join(path.dirname(dir), `reader-${process.pid}-`));
+    return new BlobIndex(await openDb(empty), empty);
   }
 
   lookup(id: Buffer): IndexEntry | undefined {
@@ -144,16 +155,35 @@ function isLocked(e: unknown): boolean {
   return err.code === 'LEVEL_LOCKED' || err.cause?.code === 'LEVEL_LOCKED';
 }
 
-/** A consistent private copy of a database another process has open. */
+/** A private copy of a database that another process may have open (next to it, so table files can be hard-linked). */
 async function copyDatabase(dir: string): Promise<string> {
-  const copy = await fs.mkdtemp(path.join(os.tmpdir(), 'strata-index-'));
-  for (const name of await fs.readdir(dir)) {
+  await sweepDeadCopies(path.dirname(dir));
+  const copy = await fs.mkdtemp(path.join(path.dirname(dir), `reader-${process.pid}-`));
+  const names = await fs.readdir(dir);
+  // Manifest and log first: table files they name are linked after, and a table is only deleted after a newer manifest exists.
+  const ordered = [...names.filter((n) => !isTable(n)), ...names.filter(isTable)];
+  for (const name of ordered) {
     if (name === 'LOCK') continue;
     const from = path.join(dir, name);
     const to = path.join(copy, name);
     // Table files never change once written: link them. Log and manifest grow: copy them.
-    if (name.endsWith('.ldb') || name.endsWith('.sst')) await fs.link(from, to).catch(() => fs.copyFile(from, to));
-    else await fs.copyFile(from, to).catch((e) => { if (e.code !== 'ENOENT') throw e; });
+    const done = isTable(name) ? fs.link(from, to).catch(() => fs.copyFile(from, to)) : fs.copyFile(from, to);
+    await done.catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
   }
   return copy;
 }
+
+/** Removes the private copies of reader processes that are gone (killed before they could clean up). */
+async function sweepDeadCopies(parent: string): Promise<void> {
+  for (const name of await fs.readdir(parent).catch(() => [] as string[])) {
+    const pid = Number(/^reader-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await fs.rm(path.join(parent, name), { recursive: true, force: true });
+    }
+  }
+}
+
+const isTable = (name: string): boolean => name.endsWith('.ldb') || name.endsWith('.sst');

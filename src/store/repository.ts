@@ -72,6 +72,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
   private readonly pending = new Set<string>();
   private readonly saving = new Set<Promise<void>>();
   private savingError: unknown;
+  private readonly snapshotCache = new Map<string, Snapshot>();
 
   private constructor(
     readonly backend: Backend,
@@ -274,13 +275,19 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
     return decodeSnapshot(this.sealer.open(data, what), what);
   }
 
-  /** Every snapshot, oldest first. A damaged record is reported through `onWarning`, not fatal. */
+  /**
+   * Every snapshot, oldest first. Records are immutable, so each is read once per
+   * process (a mount lists them every few seconds). A damaged record is reported
+   * through `onWarning`, not fatal.
+   */
   async listSnapshots(onWarning?: (message: string) => void): Promise<SnapshotRef[]> {
     const refs: SnapshotRef[] = [];
     for await (const { name } of this.backend.list('snapshots/')) {
       const id = name.slice('snapshots/'.length);
       try {
-        refs.push({ id, snapshot: await this.loadSnapshot(id) });
+        let snapshot = this.snapshotCache.get(id);
+        if (!snapshot) this.snapshotCache.set(id, (snapshot = await this.loadSnapshot(id)));
+        refs.push({ id, snapshot });
       } catch (e) {
         if (!isStrataError(e, 'CORRUPT')) throw e;
         onWarning?.((e as Error).message);
@@ -290,6 +297,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
   }
 
   async removeSnapshot(id: string): Promise<void> {
+    this.snapshotCache.delete(id);
     await this.backend.remove(`snapshots/${id}`);
   }
 

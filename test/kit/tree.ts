@@ -17,12 +17,18 @@ export type Node =
   | { type: 'fifo'; mode?: number }
   | { type: 'chardev'; major: number; minor: number };
 
-/** Writes `node`'s children into the existing folder `root` (names are latin1 strings: each char one byte). */
+/** A name in a tree spec: UTF-8, where `\\xNN` stands for one raw byte (as the mount shows such names). */
+export function nameBytes(name: string): Buffer {
+  const parts = name.split(/(\\x[0-9A-F]{2})/);
+  return Buffer.concat(parts.map((p) => (/^\\x[0-9A-F]{2}$/.test(p) ? Buffer.from([parseInt(p.slice(2), 16)]) : Buffer.from(p))));
+}
+
+/** Writes the `children` into the existing folder `root`. */
 export async function writeTree(root: string, children: Record<string, Node>): Promise<void> {
   const dirsToFinish: [Buffer, Node & { type: 'dir' }][] = [];
   const write = async (dir: Buffer, kids: Record<string, Node>): Promise<void> => {
     for (const [name, node] of Object.entries(kids)) {
-      const p = Buffer.concat([dir, Buffer.from('/'), Buffer.from(name, 'latin1')]);
+      const p = Buffer.concat([dir, Buffer.from('/'), nameBytes(name)]);
       switch (node.type) {
         case 'file':
           await fs.writeFile(p, node.content);
@@ -52,7 +58,7 @@ export async function writeTree(root: string, children: Record<string, Node>): P
           await fs.symlink(node.target, p);
           break;
         case 'hardlink':
-          await fs.link(Buffer.concat([Buffer.from(`${root}/`), Buffer.from(node.to, 'latin1')]), p);
+          await fs.link(Buffer.concat([Buffer.from(`${root}/`), nameBytes(node.to)]), p);
           break;
         case 'fifo':
           native.mknod(p, 0o010000 | (node.mode ?? 0o644), 0);
@@ -71,6 +77,12 @@ export async function writeTree(root: string, children: Record<string, Node>): P
   }
 }
 
+/** The tree without what the mount cannot show byte for byte (names and link targets that are not UTF-8). */
+export function utf8Only(tree: Record<string, Node>): Record<string, Node> {
+  return Object.fromEntries(Object.entries(tree).filter(([name, node]) =>
+    !name.includes('\\x') && !(node.type === 'symlink' && Buffer.isBuffer(node.target))));
+}
+
 /** The edge cases a NAS holds, with content from `seed`. */
 export function nasTree(seed: number): Record<string, Node> {
   const rnd = new Random(seed);
@@ -82,7 +94,7 @@ export function nasTree(seed: number): Record<string, Node> {
     'big.bin': { type: 'file', content: rnd.bytes(3 * 1024 * 1024 + 12345) },
     'big-text.log': { type: 'file', content: rnd.text(5 * 1024 * 1024) },
     'sparse.img': { type: 'sparse', size: 64 * 1024 * 1024, data: [[4096, rnd.bytes(5000)], [40 * 1024 * 1024, rnd.bytes(70000)]] },
-    'caf\xe9-latin1-\xff.txt': { type: 'file', content: Buffer.from('a name that is not UTF-8\n') },
+    'caf\\xE9-latin1-\\xFF.txt': { type: 'file', content: Buffer.from('a name that is not UTF-8\n') },
     'new\nline name': { type: 'file', content: Buffer.from('newline in the name\n') },
     ['n'.repeat(255)]: { type: 'file', content: Buffer.from('a 255-byte name\n') },
     'unicode-日本語-ü.txt': { type: 'file', content: Buffer.from('utf-8 name\n') },

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 # Build tools for the native addon; fuse for the mount; rsync, acl, attr for the fidelity tests;
 # samba and smbclient for the SMB tests.
-packages=(build-essential python3 pkg-config fuse libfuse2 rsync acl attr samba smbclient)
+packages=(build-essential python3 pkg-config fuse libfuse2 rsync acl attr samba samba-vfs-modules smbclient)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")

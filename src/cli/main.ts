@@ -298,7 +298,7 @@ program.command('smb-config')
   .option('--name <name>', 'share name', 'strata')
   .action(async (mountpoint: string, cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
     const text = smbConfig({ mountpoint: path.resolve(mountpoint), share: cmdOpts.share && path.resolve(cmdOpts.share), name: cmdOpts.name });
-    out.result({ config: text }, () => text);
+    out.result({ config: text }, () => text.trimEnd());
   }));
 
 program.command('unlock')

@@ -8,8 +8,8 @@
  * --tools strata,restic,borg, --index-10m (also measure a backup against a
  * synthetic index of 10 million chunks), --json.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus, mutateCorpus } from './corpus.js';
@@ -27,7 +27,8 @@ const PASSWORD = 'bench-password';
 interface Measure { step: string; tool: string; seconds: number; cpu: number; rssMiB: number; mbps: number; repoBytes: number }
 
 function ensurePackages(): void {
-  const need = [['restic', 'restic'], ['borg', 'borgbackup'], ['/usr/bin/time', 'time']].filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
+  const checks = [['command -v restic', 'restic'], ['command -v borg', 'borgbackup'], ['command -v /usr/bin/time', 'time'], ['python3 -c "import llfuse"', 'python3-llfuse']];
+  const need = checks.filter(([check]) => spawnSync('sh', ['-c', check], { stdio: 'ignore' }).status !== 0);
   if (need.length) {
     console.error(`bench: installing ${need.map(([, p]) => p).join(' ')}`);
     execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${need.map(([, p]) => p).join(' ')} >/dev/null`], { stdio: 'inherit' });
@@ -66,6 +67,10 @@ interface Tool {
   init(): string[];
   backup(source: string): string[];
   restore(target: string): string[];
+  /** Mounts the repository in the foreground (the newest snapshot/archive for Borg). */
+  mount(mountpoint: string): string[];
+  /** Where the share's root of the newest snapshot is inside the mount. */
+  latest(mountpoint: string, share: string): string;
 }
 
 function makeTools(): Tool[] {
@@ -77,6 +82,8 @@ function makeTools(): Tool[] {
       init: () => [...strataBin, 'init', '-q'],
       backup: (s) => [...strataBin, 'backup', '-q', s],
       restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
+      mount: (m) => [...strataBin, 'mount', '-q', m],
+      latest: (m, share) => path.join(m, 'snapshots/latest', share),
     },
     {
       name: 'restic', repo: path.join(benchDir, 'repo-restic'),
@@ -84,6 +91,8 @@ function makeTools(): Tool[] {
       init: () => ['restic', 'init', '-q'],
       backup: (s) => ['restic', 'backup', '-q', s],
       restore: (t) => ['restic', 'restore', '-q', 'latest', '--target', t],
+      mount: (m) => ['restic', 'mount', '-q', m],
+      latest: (m, share) => path.join(m, 'snapshots/latest', share),
     },
     {
       name: 'borg', repo: path.join(benchDir, 'repo-borg'),
@@ -92,6 +101,8 @@ function makeTools(): Tool[] {
       backup: (s) => ['borg', 'create', '--compression', 'lz4', `::b-{now:%Y%m%d%H%M%S%f}`, s],
       // borg extracts into the current directory: wrapped in sh -c with cd.
       restore: (t) => ['sh', '-c', `mkdir -p '${t}' && cd '${t}' && borg extract "::$(borg list --last 1 --format '{archive}')"`],
+      mount: (m) => ['sh', '-c', `exec borg mount -f "::$(borg list --last 1 --format '{archive}')" '${m}'`],
+      latest: (m, share) => path.join(m, share),
     },
   ];
   return all.filter((t) => tools.includes(t.name));
@@ -99,6 +110,7 @@ function makeTools(): Tool[] {
 
 async function main(): Promise<void> {
   ensurePackages();
+  execFileSync(process.execPath, [path.join(root, 'scripts/build.mjs')], { stdio: 'inherit' });
   await fs.mkdir(benchDir, { recursive: true });
   const base = path.join(benchDir, 'corpus');
   console.error('bench: building the corpus (cached between runs)');
@@ -106,6 +118,7 @@ async function main(): Promise<void> {
   const files = Number(execFileSync('sh', ['-c', `find '${base}' -type f | wc -l`], { encoding: 'utf8' }).trim());
   const share = path.join(benchDir, 'share');
   const results: Measure[] = [];
+  const mounts: ({ tool: string } & MountMeasure)[] = [];
   const caches = dropCaches();
   for (const tool of makeTools()) {
     console.error(`bench: ${tool.name}`);
@@ -130,9 +143,10 @@ async function main(): Promise<void> {
     await fs.rm(target, { recursive: true, force: true });
     step('full restore', tool.restore(target), corpusBytes);
     await fs.rm(target, { recursive: true, force: true });
+    mounts.push({ tool: tool.name, ...(await mountBench(tool, share, corpusBytes)) });
   }
   const extra = args.includes('--index-10m') ? await indexBench() : undefined;
-  report(results, { corpusBytes, files, caches, extra });
+  report(results, mounts, { corpusBytes, files, caches, extra });
 }
 
 async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: number }> {
@@ -140,7 +154,63 @@ async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: 
   return synthIndex(benchDir, path.join(benchDir, 'corpus/office'));
 }
 
-function report(results: Measure[], info: { corpusBytes: number; files: number; caches: boolean; extra?: { rssMiB: number; seconds: number; chunks: number } }): void {
+interface MountMeasure { mountSeconds: number; lsSeconds: number; tarSeconds: number; tarMBps: number; firstByteSeconds: number; rssMiB: number }
+
+const isMounted = (m: string): boolean => readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === m);
+
+/** Mount time, `ls -lR` and `tar` of the newest snapshot on a fresh mount, first byte of a file, peak RSS of the mount process. */
+async function mountBench(tool: Tool, share: string, corpusBytes: number): Promise<MountMeasure> {
+  const mnt = path.join(benchDir, `mnt-${tool.name}`);
+  await fs.mkdir(mnt, { recursive: true });
+  const timedShell = (cmd: string): number => {
+    const start = performance.now();
+    execFileSync('sh', ['-c', cmd], { stdio: 'ignore', maxBuffer: 1 << 30 });
+    return (performance.now() - start) / 1000;
+  };
+  const up = async () => {
+    dropCaches();
+    const start = performance.now();
+    const [cmd, ...rest] = tool.mount(mnt);
+    const child = spawn(cmd, rest, { env: { ...process.env, ...tool.env }, stdio: 'ignore' });
+    while (!isMounted(mnt)) {
+      if (child.exitCode !== null || performance.now() - start > 60_000) throw new Error(`${tool.name} mount did not come up`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // The newest snapshot must be reachable, not just the mount.
+    while (!existsSync(tool.latest(mnt, share))) await new Promise((r) => setTimeout(r, 10));
+    return { child, seconds: (performance.now() - start) / 1000 };
+  };
+  const down = async (child: ReturnType<typeof spawn>) => {
+    const rss = peakRss(child.pid!);
+    child.kill('SIGINT');
+    const deadline = Date.now() + 10_000;
+    while (isMounted(mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
+    child.kill('SIGKILL');
+    return rss;
+  };
+  let m = await up();
+  const latest = tool.latest(mnt, share);
+  const lsSeconds = timedShell(`ls -lR '${latest}' > /dev/null`);
+  const firstByteSeconds = timedShell(`head -c1 '${latest}/archives/2024.tar' > /dev/null`);
+  const rss1 = await down(m.child);
+  m = await up();
+  const tarSeconds = timedShell(`tar -cf - -C '${latest}' . | cat > /dev/null`);
+  const rss2 = await down(m.child);
+  return { mountSeconds: m.seconds, lsSeconds, tarSeconds, tarMBps: corpusBytes / 1e6 / tarSeconds, firstByteSeconds, rssMiB: Math.max(rss1, rss2) };
+}
+
+/** Peak RSS (MiB) of a process and its children (borg mount runs under sh -c exec, so the pid is borg's). */
+function peakRss(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[], info: { corpusBytes: number; files: number; caches: boolean; extra?: { rssMiB: number; seconds: number; chunks: number } }): void {
   if (args.includes('--json')) {
     console.log(JSON.stringify({ ...info, results }, null, 2));
     return;
@@ -160,6 +230,14 @@ function report(results: Measure[], info: { corpusBytes: number; files: number; 
       if (!r) continue;
       const ratio = ours && name !== 'strata' ? (ours.seconds / r.seconds).toFixed(2) : '';
       lines.push(`| ${step} | ${name} | ${r.seconds.toFixed(2)} | ${r.mbps.toFixed(0)} | ${r.cpu.toFixed(2)} | ${r.rssMiB.toFixed(0)} | ${(r.repoBytes / 2 ** 20).toFixed(0)} | ${ratio} |`);
+    }
+  }
+  if (mounts.length) {
+    lines.push('', '| mount | tool | mount s | ls -lR s | tar s | tar MB/s | first byte s | mount RSS MiB | strata ÷ tool (ls, tar time) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const ours = mounts.find((m) => m.tool === 'strata');
+    for (const m of mounts) {
+      const ratio = ours && m.tool !== 'strata' ? `${(ours.lsSeconds / m.lsSeconds).toFixed(2)}, ${(ours.tarSeconds / m.tarSeconds).toFixed(2)}` : '';
+      lines.push(`| newest snapshot | ${m.tool} | ${m.mountSeconds.toFixed(2)} | ${m.lsSeconds.toFixed(2)} | ${m.tarSeconds.toFixed(2)} | ${m.tarMBps.toFixed(0)} | ${m.firstByteSeconds.toFixed(3)} | ${m.rssMiB.toFixed(0)} | ${ratio} |`);
     }
   }
   if (info.extra) {

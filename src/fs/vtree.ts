@@ -112,6 +112,10 @@ class Lru<K, V> {
     }
     return v;
   }
+  clear(): void {
+    this.map.clear();
+    this.weight = 0;
+  }
   delete(k: K): void {
     const old = this.map.get(k);
     if (old === undefined) return;
@@ -139,6 +143,11 @@ export class SnapshotView {
   private readonly trees: Lru<string, Promise<Map<string, Entry>>>;
   private readonly chunks: Lru<string, CachedChunk>;
   private readonly inodes = new Inodes();
+  private readonly rootNode: Node;
+  /** Resolved nodes by path, and virtual folder listings by key: both dropped when the snapshot list changes. */
+  private readonly paths = new Lru<string, Node>(200_000);
+  private readonly listings = new Map<string, Promise<Map<string, Node>>>();
+  private readonly attrs = new WeakMap<Node, Attr>();
   private readonly started: number;
   private readonly now: () => number;
 
@@ -146,6 +155,7 @@ export class SnapshotView {
     this.now = opts.now ?? Date.now;
     this.started = this.now();
     this.trees = new Lru(opts.treeCacheSize ?? 4096);
+    this.rootNode = this.root();
     this.chunks = new Lru(opts.chunkCacheBytes ?? 64 * 1024 * 1024, (c) => c.size);
   }
 
@@ -155,6 +165,10 @@ export class SnapshotView {
   private async snapshots(): Promise<SnapshotRef[]> {
     if (this.now() - this.loadedAt > (this.opts.refreshMs ?? 2000)) {
       this.loading ??= this.source.snapshots().then((s) => {
+        if (s.length !== this.snaps.length || s.some((ref, i) => ref.id !== this.snaps[i].id)) {
+          this.paths.clear();
+          this.listings.clear();
+        }
         this.snaps = s;
         this.loadedAt = this.now();
       }).finally(() => { this.loading = undefined; });
@@ -279,31 +293,64 @@ export class SnapshotView {
 
   // ---- lookups
 
+  /**
+   * The node at `path`. Resolved nodes are cached by path (most FUSE calls
+   * name a path whose parent was just resolved); the cache is dropped when the
+   * snapshot list changes, since virtual folders depend on it.
+   */
   private async lookup(path: string): Promise<Node> {
-    let node = this.root();
-    for (const part of path.split('/')) {
-      if (!part) continue;
-      if (node.kind === 'link') throw new FsError(Errno.ENOENT, `${path}: not found`);
-      const children = await this.listNode(node);
-      const next = children.get(part);
-      if (!next) throw new FsError(Errno.ENOENT, `${path}: not found`);
-      node = next;
+    await this.snapshots();
+    if (path === '/' || path === '') return this.rootNode;
+    const cached = this.paths.get(path);
+    if (cached) return cached;
+    const slash = path.lastIndexOf('/');
+    const parent = await this.lookup(slash <= 0 ? '/' : path.slice(0, slash));
+    if (parent.kind === 'link' || (parent.kind === 'entry' && parent.entry.type !== 'dir')) {
+      throw new FsError(Errno.ENOENT, `${path}: not found`);
     }
+    const node = await this.child(parent, path.slice(slash + 1));
+    if (!node) throw new FsError(Errno.ENOENT, `${path}: not found`);
+    this.paths.set(path, node);
     return node;
   }
 
+  private async child(parent: Node, name: string): Promise<Node | undefined> {
+    if (parent.kind === 'entry') {
+      const entry = (await this.tree(parent.entry.subtree!)).get(name);
+      return entry && { kind: 'entry', entry, scope: parent.scope };
+    }
+    return (await this.listNode(parent)).get(name);
+  }
+
+  /** A folder's children; a virtual folder's listing is kept until the snapshot list changes. */
   private async listNode(node: Node): Promise<Map<string, Node>> {
-    if (node.kind === 'dir') return node.list();
+    if (node.kind === 'dir') {
+      let listing = this.listings.get(node.key);
+      if (!listing) {
+        listing = node.list();
+        listing.catch(() => this.listings.delete(node.key));
+        this.listings.set(node.key, listing);
+      }
+      return listing;
+    }
     if (node.kind === 'entry' && node.entry.type === 'dir') return this.children(node.entry.subtree!, node.scope);
     throw new FsError(Errno.ENOTDIR, 'not a folder');
   }
 
   async readdir(path: string): Promise<string[]> {
-    return [...(await this.listNode(await this.lookup(path))).keys()];
+    const node = await this.lookup(path);
+    if (node.kind === 'entry' && node.entry.type === 'dir') return [...(await this.tree(node.entry.subtree!)).keys()];
+    return [...(await this.listNode(node)).keys()];
   }
 
   async getattr(path: string): Promise<Attr> {
     const node = await this.lookup(path);
+    let attr = this.attrs.get(node);
+    if (!attr) this.attrs.set(node, (attr = this.attrOf(node)));
+    return attr;
+  }
+
+  private attrOf(node: Node): Attr {
     if (node.kind === 'entry') return this.entryAttr(node.entry, node.scope);
     const time = node.kind === 'link' ? this.loadedAt : this.started;
     const isDir = node.kind === 'dir';

@@ -154,9 +154,9 @@ export class SnapshotView {
   constructor(private readonly source: ViewSource, private readonly opts: ViewOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.started = this.now();
-    this.trees = new Lru(opts.treeCacheSize ?? 4096);
+    this.trees = new Lru(opts.treeCacheSize ?? 2048);
     this.rootNode = this.root();
-    this.chunks = new Lru(opts.chunkCacheBytes ?? 64 * 1024 * 1024, (c) => c.size);
+    this.chunks = new Lru(opts.chunkCacheBytes ?? 24 * 1024 * 1024, (c) => c.size);
   }
 
   // ---- snapshots

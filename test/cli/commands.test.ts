@@ -20,7 +20,11 @@ t.test('init, two backups, snapshots, ls, dump, diff, restore with --include', a
     'sub': { type: 'dir', children: { 'b.pdf': { type: 'file', content: Buffer.from('%PDF b\n') }, 'c.txt': { type: 'file', content: Buffer.from('c\n') } } },
   });
   t.equal(strata(['init'], env).code, 0);
-  const first = JSON.parse(strata(['backup', source, '--tag', 'daily', '--json'], env).stdout);
+  await fs.writeFile(path.join(dir, 'excludes'), '# comment\n*.tmp\n');
+  await fs.writeFile(path.join(source, 'scratch.tmp'), 'not backed up');
+  const first = JSON.parse(strata(['backup', source, '--tag', 'daily', '--exclude-file', path.join(dir, 'excludes'), '--json'], env).stdout);
+  t.same(first.excludes, ['*.tmp'], 'patterns from --exclude-file are recorded');
+  await fs.rm(path.join(source, 'scratch.tmp'));
   await fs.writeFile(path.join(source, 'a.txt'), 'alpha changed\n');
   await fs.writeFile(path.join(source, 'new.txt'), 'new\n');
   const secondRun = strata(['backup', source, '--json'], env);

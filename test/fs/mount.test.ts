@@ -151,3 +151,20 @@ t.test('mount point problems get clear errors', { skip }, async (t) => {
   t.equal(notEmpty.code, 1);
   t.match(notEmpty.stderr, /not empty/);
 });
+
+t.test('a repository that disappears under a live mount gives errors, not a hang', { skip }, async (t) => {
+  const { env, source } = setup(t);
+  await fs.mkdir(source);
+  await fs.writeFile(path.join(source, 'f.bin'), new Random(9).bytes(100_000));
+  strata(['init'], env);
+  strata(['backup', source], env);
+  const { mountpoint } = await mountRepository(t, env);
+  const file = path.join(mountpoint, 'snapshots', 'latest', source, 'f.bin');
+  await fs.stat(file); // resolved while the repository is there
+  await fs.rm(env.STRATA_REPOSITORY, { recursive: true });
+  const started = Date.now();
+  await t.rejects(fs.readFile(file), { code: 'EIO' }, 'its content is gone: EIO');
+  t.ok(Date.now() - started < 5000, 'answered at once');
+  await new Promise((r) => setTimeout(r, 2500)); // past the refresh window
+  t.same(await fs.readdir(path.join(mountpoint, 'snapshots')), [], 'the snapshots are gone from the listing');
+});

@@ -4,6 +4,7 @@
  * caller would need lives here.
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { errors, exitCodes } from '../store/errors.js';
@@ -106,7 +107,7 @@ program.command('backup')
       const lock = await repo.lock('backup');
       try {
         const sources = paths.map((p) => path.resolve(p));
-        const host = cmdOpts.host ?? (await import('node:os')).hostname();
+        const host = cmdOpts.host ?? os.hostname();
         const parent = findParent(await repo.listSnapshots((m) => out.warn(m)), host, sources);
         if (parent) out.info(`using parent snapshot ${shortId(parent.id)}`);
         const progress = out.progress('backup');

@@ -10,7 +10,7 @@
  *   /history/<path>/…                    every distinct version of a file or folder at <path>
  */
 import { createHash } from 'node:crypto';
-import type { Entry } from '../store/format/tree.js';
+import { modeBitsOf, type Entry } from '../store/format/tree.js';
 import type { BlobReader, SnapshotRef, TreeReader } from '../store/roles.js';
 import { Errno, FsError } from './errno.js';
 import { shownName } from './names.js';
@@ -45,12 +45,6 @@ export interface ViewOptions {
   now?: () => number;
 }
 
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_IFLNK = 0o120000;
-const TYPE_BITS: Record<Entry['type'], number> = {
-  file: S_IFREG, dir: S_IFDIR, symlink: S_IFLNK, fifo: 0o010000, chardev: 0o020000, blockdev: 0o060000, socket: 0o140000,
-};
 
 /** A node of the view: a stored entry, or a virtual folder or link made by the view. */
 type Node =
@@ -355,7 +349,7 @@ export class SnapshotView {
     const time = node.kind === 'link' ? this.loadedAt : this.started;
     const isDir = node.kind === 'dir';
     return {
-      mode: isDir ? S_IFDIR | 0o555 : S_IFLNK | 0o777, uid: 0, gid: 0,
+      mode: isDir ? modeBitsOf('dir') | 0o555 : modeBitsOf('symlink') | 0o777, uid: 0, gid: 0,
       size: isDir ? 0 : Buffer.byteLength(node.target), nlink: isDir ? 2 : 1,
       ino: this.inodes.of(node.key, false), rdev: 0, blocks: 0, mtime: time, atime: time, ctime: time,
     };
@@ -364,7 +358,7 @@ export class SnapshotView {
   private entryAttr(e: Entry, scope: string): Attr {
     const ms = (t: readonly [number, number]): number => t[0] * 1000 + Math.floor(t[1] / 1e6);
     return {
-      mode: TYPE_BITS[e.type] | e.mode, uid: e.uid, gid: e.gid, size: e.size,
+      mode: modeBitsOf(e.type) | e.mode, uid: e.uid, gid: e.gid, size: e.size,
       nlink: e.type === 'dir' ? 2 : Math.max(1, e.links),
       ino: this.inodes.of(`${scope}:${e.device}:${e.inode}:${e.type === 'dir' ? e.subtree!.toString('hex') : ''}`, e.type !== 'dir' && e.links > 1),
       rdev: e.rdev ?? 0, blocks: Math.ceil(e.size / 512), mtime: ms(e.mtime), atime: ms(e.atime), ctime: ms(e.ctime),

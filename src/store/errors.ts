@@ -38,7 +38,7 @@ export const exitCodes = [
   { code: 0, meaning: 'success' },
   { code: 1, meaning: table.USAGE[2] },
   { code: 2, meaning: 'unexpected internal error' },
-  { code: 3, meaning: 'partial backup: some source files could not be read (the snapshot names them)' },
+  { code: 3, meaning: 'partial: some source files could not be read (the snapshot names them), or some files could not be restored' },
   ...(Object.keys(table) as ErrorCode[])
     .filter((c) => c !== 'USAGE')
     .map((c) => ({ code: table[c][1] as number, meaning: table[c][2] as string })),

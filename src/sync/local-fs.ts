@@ -6,7 +6,7 @@ import type { BigIntStats } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { native, STAT_FIELDS } from '../native.js';
-import type { Entry, EntryType, Timestamp } from '../store/format/tree.js';
+import { typeFromMode, type Entry, type Timestamp } from '../store/format/tree.js';
 
 export const SLASH = Buffer.from('/');
 
@@ -17,13 +17,6 @@ export const joinPath = (dir: Buffer, name: Buffer): Buffer =>
 /** For messages and pattern matching: invalid UTF-8 bytes become U+FFFD. */
 export const displayPath = (p: Buffer | string): string => (typeof p === 'string' ? p : p.toString('utf8'));
 
-const S_IFMT = 0o170000;
-const TYPE_BITS: [number, EntryType][] = [
-  [0o100000, 'file'], [0o040000, 'dir'], [0o120000, 'symlink'], [0o010000, 'fifo'],
-  [0o020000, 'chardev'], [0o060000, 'blockdev'], [0o140000, 'socket'],
-];
-export const typeFromMode = (mode: number): EntryType | undefined => TYPE_BITS.find(([bits]) => (mode & S_IFMT) === bits)?.[1];
-export const modeBitsOf = (type: EntryType): number => TYPE_BITS.find(([, t]) => t === type)![0];
 
 const NS = 1_000_000_000n;
 export function timestampFromNs(ns: bigint): Timestamp {

@@ -13,8 +13,8 @@ import fastq from 'fastq';
 import { Minimatch } from 'minimatch';
 import { native } from '../native.js';
 import { errors } from '../store/errors.js';
-import type { Entry } from '../store/format/tree.js';
-import { displayPath, joinPath, modeBitsOf } from './local-fs.js';
+import { modeBitsOf, type Entry } from '../store/format/tree.js';
+import { displayPath, joinPath } from './local-fs.js';
 import { fileChunks, type Reader } from './tree-walk.js';
 
 export interface RestoreOptions {
@@ -39,7 +39,8 @@ export interface RestoreResult extends RestoreProgress {
 const FILE_CONCURRENCY = 8;
 /** Subfolders of one folder restored at once. */
 const SUBDIR_CONCURRENCY = 4;
-const isRoot = process.getuid?.() === 0;
+/** Owners can only be restored by root; others keep their own. */
+const runningAsRoot = process.getuid?.() === 0;
 
 /**
  * Restores `entry` into `target`: a directory's contents (and, unless it is a
@@ -169,7 +170,7 @@ class Restorer {
    * Synchronous: each is one quick syscall, cheaper than a thread-pool round trip.
    */
   private async applyMetadata(entry: Entry, p: Buffer): Promise<void> {
-    if (isRoot) lchownSync(p, entry.uid, entry.gid);
+    if (runningAsRoot) lchownSync(p, entry.uid, entry.gid);
     if (entry.type !== 'symlink') chmodSync(p, entry.mode);
     for (const [name, value] of entry.xattrs ?? []) {
       try {

@@ -16,6 +16,7 @@ const STALE_TMP_MS = 24 * 3600 * 1000;
 export class LocalBackend implements Backend {
   readonly location: string;
   private readonly knownDirs = new Set<string>();
+  private swept?: Promise<void>;
   /** Ranged loads (blobs out of packs) reuse open files: one open per pack instead of one per blob. */
   private readonly handles = new HandleCache(64);
 
@@ -36,6 +37,8 @@ export class LocalBackend implements Backend {
 
   async save(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     checkObjectName(name);
+    // The first write of a process clears what killed writers left in tmp/.
+    this.swept ??= this.sweepTemporaryFiles().catch(() => {});
     const target = path.join(this.location, name);
     const tmpDir = path.join(this.location, TMP);
     const tmp = path.join(tmpDir, `${path.basename(name)}.${randomBytes(6).toString('hex')}`);

@@ -13,6 +13,16 @@ import { ID_BYTES } from './records.js';
 export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
 const ENTRY_TYPES: readonly EntryType[] = ['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket'];
 
+/** The file-type bits of st_mode for each entry type (S_IFREG, S_IFDIR, …). */
+const TYPE_MODE_BITS: Record<EntryType, number> = {
+  file: 0o100000, dir: 0o040000, symlink: 0o120000, fifo: 0o010000, chardev: 0o020000, blockdev: 0o060000, socket: 0o140000,
+};
+const S_IFMT = 0o170000;
+
+export const modeBitsOf = (type: EntryType): number => TYPE_MODE_BITS[type];
+export const typeFromMode = (mode: number): EntryType | undefined =>
+  ENTRY_TYPES.find((t) => TYPE_MODE_BITS[t] === (mode & S_IFMT));
+
 /** Seconds and nanoseconds since the epoch. */
 export type Timestamp = readonly [sec: number, nsec: number];
 

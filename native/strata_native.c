@@ -14,6 +14,7 @@
  *    entry) and per small file (open + fstat + read + fstat + close) instead of one
  *    round trip per syscall; measured as the main cost of capturing many small files.
  *    Both open with O_NOATIME where allowed, so a backup does not change access times.
+ *  - writeNew: create + write + close of a restored small file in one job.
  *
  * Paths are taken as Buffers (or strings) because NAS file names are byte strings.
  */
@@ -303,7 +304,7 @@ typedef struct {
   double *stats; size_t stats_cap;
   /* readSmall: reads into a caller's buffer (kept alive by buffer_ref) */
   napi_ref buffer_ref;
-  size_t max_bytes;
+  size_t max_bytes; /* readSmall: room in the buffer; writeNew: bytes to write */
   char *data; size_t data_len;
   double before[STAT_FIELDS], after[STAT_FIELDS];
 } Job;
@@ -456,6 +457,36 @@ static napi_value start_job(napi_env env, napi_callback_info info, const char *n
   return NULL;
 }
 
+/* writeNew: creates a file that must not exist yet (never through a symlink) and writes all of it. */
+static void write_execute(napi_env env, void *data) {
+  (void)env;
+  Job *job = data;
+  int fd = open(job->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) { job->err = errno; job->syscall = "open"; return; }
+  size_t done = 0;
+  while (done < job->max_bytes) {
+    ssize_t n = write(fd, job->data + done, job->max_bytes - done);
+    if (n < 0) { if (errno == EINTR) continue; job->err = errno; job->syscall = "write"; close(fd); return; }
+    done += (size_t)n;
+  }
+  if (close(fd) != 0) { job->err = errno; job->syscall = "close"; }
+}
+
+static void write_complete(napi_env env, napi_status status, void *data) {
+  Job *job = data;
+  napi_value cb, global, args[1];
+  napi_get_reference_value(env, job->callback, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok || job->err) args[0] = errno_error(env, job->err ? job->err : EIO, job->err ? job->syscall : "writeNew", job->path);
+  else napi_get_undefined(env, &args[0]);
+  napi_call_function(env, global, cb, 1, args, NULL);
+  job_free(env, job);
+}
+
+static napi_value write_new(napi_env env, napi_callback_info info) {
+  return start_job(env, info, "strata.writeNew", write_execute, write_complete, true);
+}
+
 static napi_value scan_dir(napi_env env, napi_callback_info info) {
   return start_job(env, info, "strata.scanDir", scan_execute, scan_complete, false);
 }
@@ -475,6 +506,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"utimesNs", NULL, utimes_ns, NULL, NULL, NULL, napi_default, NULL},
     {"scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_default, NULL},
     {"readSmall", NULL, read_small, NULL, NULL, NULL, napi_default, NULL},
+    {"writeNew", NULL, write_new, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -22,6 +22,8 @@ export interface Native {
   scanDir(path: PathLike, callback: (err: Error | undefined, names: Buffer[], stats: Float64Array) => void): void;
   /** Reads a whole small file into `into` (up to its size + 1 byte) in one thread-pool job, with fstat before and after. */
   readSmall(path: PathLike, into: Buffer, callback: (err: Error | undefined, bytesRead: number, before: Float64Array, after: Float64Array) => void): void;
+  /** Creates `path` (which must not exist; never through a symlink) with `data`, mode 0600, in one thread-pool job. */
+  writeNew(path: PathLike, data: Buffer, callback: (err: Error | undefined) => void): void;
 }
 
 /** Fields per entry in scanDir/readSmall stat arrays. */

@@ -52,7 +52,8 @@ export async function restore(reader: Reader, entry: Entry, target: string, opts
   await fs.mkdir(target, { recursive: true });
   const targetPath = Buffer.from(target);
   if (entry.type === 'dir') {
-    await r.restoreChildren(entry, targetPath, Buffer.alloc(0));
+    const empty = (await fs.readdir(target)).length === 0;
+    await r.restoreChildren(entry, targetPath, Buffer.alloc(0), empty);
     if (!opts.isRoot) r.afterFiles(targetPath, entry);
   } else {
     await r.restoreEntry(entry, joinPath(targetPath, entry.name), entry.name);
@@ -81,28 +82,29 @@ class Restorer {
     return this.includes.some((m) => m.match(text) || (isDir && (m.options.matchBase || m.match(text, true))));
   }
 
-  async restoreChildren(dir: Entry, dirPath: Buffer, rel: Buffer): Promise<void> {
+  async restoreChildren(dir: Entry, dirPath: Buffer, rel: Buffer, fresh = false): Promise<void> {
     const subdirs = fastq.promise((job: () => Promise<void>) => job(), SUBDIR_CONCURRENCY);
     const jobs: Promise<void>[] = [];
     for (const child of await this.reader.loadTree(dir.subtree!)) {
       const childRel = rel.length ? Buffer.concat([rel, Buffer.from('/'), child.name]) : child.name;
       if (!this.wanted(childRel, child.type === 'dir')) continue;
-      const job = () => this.restoreEntry(child, joinPath(dirPath, child.name), childRel);
+      const job = () => this.restoreEntry(child, joinPath(dirPath, child.name), childRel, fresh);
       jobs.push(child.type === 'dir' ? subdirs.push(job) : job());
     }
     await Promise.all(jobs);
   }
 
-  async restoreEntry(entry: Entry, p: Buffer, rel: Buffer): Promise<void> {
+  /** `inFreshFolder`: the folder was just created here, so nothing is in the way. */
+  async restoreEntry(entry: Entry, p: Buffer, rel: Buffer, inFreshFolder = false): Promise<void> {
     if (this.opts.signal?.aborted) throw errors.interrupted('restore interrupted');
     try {
       if (entry.type === 'dir') {
-        await this.makeDir(p);
-        await this.restoreChildren(entry, p, rel);
+        const created = inFreshFolder ? (await fs.mkdir(p, { mode: 0o700 }), true) : await this.makeDir(p);
+        await this.restoreChildren(entry, p, rel, created);
         this.afterFiles(p, entry);
         return;
       }
-      await removeExisting(p);
+      if (!inFreshFolder) await removeExisting(p);
       if (entry.type === 'file') {
         this.pendingFiles.push(this.files.push(() => this.restoreFile(entry, p)).catch((e) => this.fail(p, e)));
         return;
@@ -124,11 +126,13 @@ class Restorer {
     this.opts.onError?.(displayPath(p), message);
   }
 
-  private async makeDir(p: Buffer): Promise<void> {
+  /** Makes the folder unless it is there (anything else in its place is replaced); true when it was created. */
+  private async makeDir(p: Buffer): Promise<boolean> {
     const st = await fs.lstat(p).catch(() => undefined);
-    if (st?.isDirectory()) return;
+    if (st?.isDirectory()) return false;
     if (st) await fs.rm(p, { force: true });
     await fs.mkdir(p, { mode: 0o700 });
+    return true;
   }
 
   private async restoreFile(entry: Entry, p: Buffer): Promise<void> {
@@ -146,23 +150,35 @@ class Restorer {
   }
 
   private async writeFile(entry: Entry, p: Buffer): Promise<void> {
-    const handle = await fs.open(p, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    try {
-      let position = 0;
-      for await (const chunk of fileChunks(this.reader, entry)) {
-        if (entry.sparse) await writeSkippingZeros(handle, chunk, position);
-        else await writeAll(handle, chunk, position);
-        position += chunk.length;
-        this.result.bytes += chunk.length;
+    const chunks = entry.chunks ?? [];
+    if (chunks.length <= 1 && !entry.sparse) {
+      // Most NAS files are one chunk: create, write and close in one native job.
+      const data = chunks.length ? await this.reader.loadBlob('data', chunks[0]) : Buffer.alloc(0);
+      this.checkSize(p, data.length, entry);
+      await new Promise<void>((resolve, reject) => native.writeNew(p, data, (err) => (err ? reject(err) : resolve())));
+      this.result.bytes += data.length;
+    } else {
+      const handle = await fs.open(p, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      try {
+        let position = 0;
+        for await (const chunk of fileChunks(this.reader, entry)) {
+          if (entry.sparse) await writeSkippingZeros(handle, chunk, position);
+          else await writeAll(handle, chunk, position);
+          position += chunk.length;
+          this.result.bytes += chunk.length;
+        }
+        this.checkSize(p, position, entry);
+        // Holes at the end of a sparse file are not written: the size sets them.
+        if (entry.sparse) await handle.truncate(position);
+      } finally {
+        await handle.close();
       }
-      if (position !== entry.size) {
-        throw errors.corrupt(`${displayPath(p)}: stored content is ${position} bytes but the file had ${entry.size}`);
-      }
-      await handle.truncate(position);
-    } finally {
-      await handle.close();
     }
     await this.applyMetadata(entry, p);
+  }
+
+  private checkSize(p: Buffer, stored: number, entry: Entry): void {
+    if (stored !== entry.size) throw errors.corrupt(`${displayPath(p)}: stored content is ${stored} bytes but the file had ${entry.size}`);
   }
 
   /**

@@ -2,8 +2,15 @@
 // The `strata` command. Runs the build in dist/ (made by `npm install`) when it is
 // at least as new as every file in src/; otherwise the TypeScript through tsx.
 import { readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// One thread-pool thread per core (libuv's default is 4): the pool does reads, LZ4 and
+// native jobs, and more threads than cores only compete with hashing on the main
+// thread (measured here on 2 cores: cold first backup 6.9 s → 6.2 s, restore 5.3 s → 4.6 s).
+// Set before anything uses the pool; an explicit UV_THREADPOOL_SIZE wins.
+process.env.UV_THREADPOOL_SIZE ??= String(Math.max(2, os.availableParallelism()));
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -27,7 +27,7 @@ const PASSWORD = 'bench-password';
 interface Measure { step: string; tool: string; seconds: number; cpu: number; rssMiB: number; mbps: number; repoBytes: number }
 
 function ensurePackages(): void {
-  const checks = [['command -v restic', 'restic'], ['command -v borg', 'borgbackup'], ['command -v /usr/bin/time', 'time'], ['python3 -c "import llfuse"', 'python3-llfuse']];
+  const checks = [['command -v restic', 'restic'], ['command -v borg', 'borgbackup'], ['command -v /usr/bin/time', 'time'], ['/usr/bin/python3 -c "import llfuse"', 'python3-llfuse']];
   const need = checks.filter(([check]) => spawnSync('sh', ['-c', check], { stdio: 'ignore' }).status !== 0);
   if (need.length) {
     console.error(`bench: installing ${need.map(([, p]) => p).join(' ')}`);

@@ -51,19 +51,27 @@ export function makeOutput(json: boolean, quiet = false): Output {
 function terminalProgress(kind: string): Progress {
   const started = Date.now();
   const bar = new cliProgress.SingleBar({
-    format: `${kind} {bar} {percentage}% | {files} files | {done} | {rate}/s | ETA {eta_formatted} | {current}`,
+    // Without an expected total (a first backup) there is no bar or ETA to show honestly.
+    format: (options, params, payload) => {
+      const head = payload.estimated
+        ? `${kind} ${(options.barCompleteString ?? '').slice(0, Math.round(params.progress * 30)).padEnd(30, '░')} ${Math.floor(params.progress * 100)}% | `
+        : `${kind} | `;
+      const eta = payload.estimated ? ` | ETA ${formatSeconds(params.eta)}` : '';
+      return `${head}${payload.files} files | ${payload.done} | ${payload.rate}/s${eta} | ${payload.current}`;
+    },
+    barCompleteChar: '█',
     stream: process.stderr,
     hideCursor: true,
     clearOnComplete: true,
     fps: 5,
     etaBuffer: 50,
-  }, cliProgress.Presets.shades_classic);
+  });
   let active = false;
   return {
     update({ files, bytes, totalBytes, current }) {
       const total = Math.max(totalBytes ?? 0, bytes, 1);
       const seconds = (Date.now() - started) / 1000;
-      const payload = { files, done: formatBytes(bytes), rate: formatBytes(seconds > 0 ? bytes / seconds : 0), current: shorten(current ?? '') };
+      const payload = { files, done: formatBytes(bytes), rate: formatBytes(seconds > 0 ? bytes / seconds : 0), current: shorten(current ?? ''), estimated: totalBytes !== undefined };
       if (!active) {
         bar.start(total, bytes, payload);
         active = true;
@@ -77,6 +85,9 @@ function terminalProgress(kind: string): Progress {
     },
   };
 }
+
+const formatSeconds = (s: number): string =>
+  !Number.isFinite(s) ? '?' : s < 60 ? `${Math.round(s)}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 
 const shorten = (s: string): string => (s.length > 40 ? `…${s.slice(-39)}` : s);
 

@@ -18,7 +18,7 @@ import fastq from 'fastq';
 import { Minimatch } from 'minimatch';
 import { native } from '../native.js';
 import { makeCutter, type CutFunction } from '../store/chunker.js';
-import { errors } from '../store/errors.js';
+import { errors, StrataError } from '../store/errors.js';
 import type { ChunkerParams, Snapshot, SnapshotSummary } from '../store/format/records.js';
 import type { Entry } from '../store/format/tree.js';
 import type { BlobWriter, SnapshotRef, SnapshotWriter, TreeReader } from '../store/roles.js';
@@ -303,8 +303,9 @@ class Walker {
   /** Fills in a file's chunks; false when it could not be read (recorded as an error). */
   private async captureFile(p: Buffer, entry: Entry, st: FileStat, previous: Entry | undefined): Promise<boolean> {
     this.checkAborted();
+    const listedSize = entry.size;
     this.summary.files++;
-    this.summary.bytes += entry.size;
+    this.summary.bytes += listedSize;
     if (this.unchanged(st, previous) && previous.chunks.every((id) => this.repo.hasBlob(id))) {
       entry.chunks = previous.chunks;
       if (previous.sparse) entry.sparse = true;
@@ -323,10 +324,10 @@ class Walker {
       try {
         result = await this.readFile(p, entry);
       } catch (e) {
-        if ((e as { code?: string }).code === 'INTERRUPTED' || (e as { code?: string }).code === 'NO_SPACE' ||
-            (e as { code?: string }).code === 'BACKEND') throw e;
+        // Repository failures (disk full, backend, interruption) stop the backup; a file that cannot be read does not.
+        if (e instanceof StrataError) throw e;
         this.summary.files--;
-        this.summary.bytes -= entry.size;
+        this.summary.bytes -= listedSize;
         this.error(displayPath(p), (e as Error).message);
         return false;
       }
@@ -339,6 +340,7 @@ class Walker {
         break;
       }
     }
+    this.summary.bytes += entry.size - listedSize; // it may have changed since it was listed
     if (linkKey) this.hardLinks.set(linkKey, { chunks: entry.chunks!, sparse: entry.sparse });
     this.summary.filesRead++;
     this.progress(p);

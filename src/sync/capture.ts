@@ -20,7 +20,7 @@ import { native } from '../native.js';
 import { makeCutter, type CutFunction } from '../store/chunker.js';
 import { errors, StrataError } from '../store/errors.js';
 import type { ChunkerParams, Snapshot, SnapshotSummary } from '../store/format/records.js';
-import type { Entry } from '../store/format/tree.js';
+import type { Entry, Tally } from '../store/format/tree.js';
 import type { BlobWriter, SnapshotRef, SnapshotWriter, TreeReader } from '../store/roles.js';
 import {
   displayPath, entryFromStat, isDirectory, isRegularFile, joinPath, readSmallFile, readXattrs, sameContentStat, scanDir, statFromNode,
@@ -41,6 +41,12 @@ export interface CaptureOptions {
   onError?: (path: string, message: string) => void;
   signal?: AbortSignal;
   now?: () => Date;
+  /**
+   * From a change journal: true for a folder in which nothing changed, all levels
+   * down, since the parent snapshot. Such a folder is not read: its subtree is
+   * reused from the parent. Without it every folder is walked.
+   */
+  isUnchanged?: (folder: string) => boolean;
 }
 
 export interface CaptureProgress {
@@ -137,7 +143,7 @@ class Walker {
       }
       node.source = source;
     }
-    const build = async (node: Node, dirPath: string, parentTree: Buffer | undefined): Promise<Buffer> => {
+    const build = async (node: Node, dirPath: string, parentTree: Buffer | undefined): Promise<[Buffer, Tally]> => {
       const parentEntries = await this.parentIndex(parentTree);
       const entries: Entry[] = [];
       for (const [part, child] of node.children) {
@@ -158,23 +164,38 @@ class Walker {
           }
           entry.xattrs = readXattrs(Buffer.from(childPath));
           entry.atime = entry.mtime;
-          entry.subtree = await build(child, childPath, previous?.type === 'dir' ? previous.subtree : undefined);
+          [entry.subtree, entry.tally] = await build(child, childPath, previous?.type === 'dir' ? previous.subtree : undefined);
           entries.push(entry);
         }
       }
       return this.saveTree(entries);
     };
     if (sources.length === 0) throw errors.usage('nothing to back up: give at least one path');
-    return build(top, '/', parentRoot);
+    return (await build(top, '/', parentRoot))[0];
   }
 
-  private async saveTree(entries: Entry[]): Promise<Buffer> {
+  /** Saves a folder's tree; returns its id and what it holds all levels down. */
+  private async saveTree(entries: Entry[]): Promise<[Buffer, Tally]> {
     const { id, added } = await this.repo.saveTree(entries);
     if (added) {
       this.summary.blobsAdded++;
       this.summary.bytesAdded += added;
     }
-    return id;
+    const tally: Tally = { files: 0, dirs: 0, others: 0, bytes: 0 };
+    for (const e of entries) {
+      if (e.type === 'file') {
+        tally.files++;
+        tally.bytes += e.size;
+      } else if (e.type === 'dir') {
+        tally.dirs += 1 + (e.tally?.dirs ?? 0);
+        tally.files += e.tally?.files ?? 0;
+        tally.others += e.tally?.others ?? 0;
+        tally.bytes += e.tally?.bytes ?? 0;
+      } else {
+        tally.others++;
+      }
+    }
+    return [id, tally];
   }
 
   private async parentIndex(tree: Buffer | undefined): Promise<ParentIndex> {
@@ -221,13 +242,23 @@ class Walker {
     }
     if (entry.xattrs?.length === 0) delete entry.xattrs;
     switch (entry.type) {
-      case 'dir':
+      case 'dir': {
         // Listing a folder updates its access time, so a recorded one would change every
         // unchanged folder's tree: folders keep their mtime as atime.
         entry.atime = entry.mtime;
         this.summary.dirs++;
-        entry.subtree = await this.captureDir(p, entry, previous?.type === 'dir' ? previous.subtree : undefined);
+        if (previous?.type === 'dir' && previous.tally && this.opts.isUnchanged?.(displayPath(p))) {
+          entry.subtree = previous.subtree;
+          entry.tally = previous.tally;
+          this.summary.files += previous.tally.files;
+          this.summary.dirs += previous.tally.dirs;
+          this.summary.others += previous.tally.others;
+          this.summary.bytes += previous.tally.bytes;
+          return entry;
+        }
+        [entry.subtree, entry.tally] = await this.captureDir(p, entry, previous?.type === 'dir' ? previous.subtree : undefined);
         return entry;
+      }
       case 'file':
         return (await this.captureFile(p, entry, st, previous)) ? entry : undefined;
       case 'symlink':
@@ -245,7 +276,7 @@ class Walker {
     }
   }
 
-  private async captureDir(p: Buffer, dir: Entry, parentTree: Buffer | undefined): Promise<Buffer> {
+  private async captureDir(p: Buffer, dir: Entry, parentTree: Buffer | undefined): Promise<[Buffer, Tally]> {
     this.checkAborted();
     if (this.opts.oneFileSystem && dir.device !== this.rootDevice) return this.saveTree([]);
     while (this.smallFiles.length() + this.largeFiles.length() > FILE_BACKLOG) {

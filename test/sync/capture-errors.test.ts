@@ -82,3 +82,26 @@ t.test('one-file-system keeps a mount point but not what is mounted on it', { sk
   t.same(await list(true), ['local.txt', 'mnt']);
   t.same(await list(false), ['local.txt', 'mnt', 'mnt/other-fs.txt']);
 });
+
+t.test('with a change journal, unchanged folders are reused unread and still counted', async (t) => {
+  const source = path.join(tempDir(t), 'share');
+  await fs.mkdir(path.join(source, 'quiet', 'deep'), { recursive: true });
+  await fs.mkdir(path.join(source, 'busy'));
+  await fs.writeFile(path.join(source, 'quiet', 'deep', 'a.txt'), 'aaaa');
+  await fs.writeFile(path.join(source, 'busy', 'b.txt'), 'bb');
+  const { repo } = await newRepository(t);
+  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  // A change the journal did not report (quiet/) must not be seen; the reported one (busy/) must.
+  await fs.writeFile(path.join(source, 'quiet', 'deep', 'a.txt'), 'changed unseen');
+  await fs.writeFile(path.join(source, 'busy', 'new.txt'), 'new');
+  const quiet = path.join(source, 'quiet');
+  const second = await capture(repo, {
+    paths: [source], chunker: repo.config.chunker, parent: first,
+    isUnchanged: (folder) => folder === quiet || folder.startsWith(`${quiet}/`),
+  });
+  t.equal(second.snapshot.summary.filesRead, 1, 'only the new file in the reported folder is read');
+  const quietNow = await resolvePath(repo, second.snapshot.tree, quiet);
+  const quietBefore = await resolvePath(repo, first.snapshot.tree, quiet);
+  t.ok(quietNow.subtree!.equals(quietBefore.subtree!), 'the unchanged folder is the same tree');
+  t.same([second.snapshot.summary.files, second.snapshot.summary.dirs, second.snapshot.summary.bytes], [3, 4, 4 + 2 + 3], 'counts include the reused folder');
+});

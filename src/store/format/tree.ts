@@ -52,10 +52,19 @@ export interface Entry {
   chunks?: Buffer[];
   /** Tree id of a directory. */
   subtree?: Buffer;
+  /** What a directory holds, all levels down (lets a capture reuse a subtree and still count it). */
+  tally?: Tally;
   /** The file had holes when captured; restore recreates them. */
   sparse?: boolean;
   /** The file changed while it was read: its content may be torn. */
   inconsistent?: boolean;
+}
+
+export interface Tally {
+  files: number;
+  dirs: number;
+  others: number;
+  bytes: number;
 }
 
 const VERSION = 1;
@@ -94,6 +103,7 @@ function entryToWire(e: Entry): Record<string, unknown> {
   if (e.xattrs?.length) wire.xattrs = e.xattrs;
   if (e.chunks !== undefined) wire.chunks = e.chunks;
   if (e.subtree !== undefined) wire.subtree = e.subtree;
+  if (e.tally !== undefined) wire.tally = [e.tally.files, e.tally.dirs, e.tally.others, e.tally.bytes];
   if (e.sparse) wire.sparse = true;
   if (e.inconsistent) wire.inconsistent = true;
   return wire;
@@ -146,6 +156,12 @@ function entryFromWire(f: Fields): Entry {
     });
   }
   if (f.has('subtree')) e.subtree = f.bytes('subtree', ID_BYTES);
+  if (f.has('tally')) {
+    const t = f.array('tally');
+    if (t.length !== 4 || !t.every((n) => typeof n === 'number' && Number.isInteger(n) && n >= 0)) f.fail('tally', 'four counts');
+    const [files, dirs, others, bytes] = t as number[];
+    e.tally = { files, dirs, others, bytes };
+  }
   if (type === 'file' && !e.chunks) f.fail('chunks', 'present on a file');
   if (type === 'dir' && !e.subtree) f.fail('subtree', 'present on a directory');
   if (type === 'symlink' && !e.target) f.fail('target', 'present on a symlink');

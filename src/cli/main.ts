@@ -19,7 +19,10 @@ import { diffTrees, fileChunks, resolvePath, rootEntry, walkTree } from '../sync
 import { mountView } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
+import { readStatus } from '../sync/service.js';
+import { defaultConfig, readConfig } from '../sync/service-config.js';
 import { backendFor, openRepository, password, run, type GlobalOptions } from './context.js';
+import { isAlive, prepareDemo, serve, statusFileOf } from './serve.js';
 import { formatBytes, type Output } from './output.js';
 
 const program = new Command('strata')
@@ -290,6 +293,42 @@ program.command('mount')
     await mounted.unmount();
     await repo.close();
     out.info('unmounted');
+  }));
+
+program.command('serve')
+  .description('capture sources continuously (change journal), optionally mounted; runs until SIGINT/SIGTERM')
+  .option('-c, --config <file>', 'service config (JSON); without it, the embedded demo default')
+  .option('--print-default-config', 'print the embedded default config and exit')
+  .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
+    if (cmdOpts.printDefaultConfig) {
+      out.result(defaultConfig(), () => JSON.stringify(defaultConfig(), null, 2));
+      return;
+    }
+    const config = cmdOpts.config ? readConfig(cmdOpts.config) : await prepareDemo(defaultConfig());
+    await serve(config, globals(cmd), out);
+  }));
+
+program.command('status')
+  .description('what `strata serve` is doing: last snapshot and its age, pending changes, last error per source')
+  .option('-c, --config <file>', 'the service config (to find its status file)')
+  .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
+    const config = cmdOpts.config ? readConfig(cmdOpts.config) : defaultConfig();
+    const file = statusFileOf(config, globals(cmd));
+    const status = await readStatus(file);
+    if (!status) throw errors.notFound(`no service status at ${file}: is \`strata serve\` running with this config?`);
+    const alive = isAlive(status.pid);
+    out.result({ ...status, running: alive }, () => [
+      `strata serve (pid ${status.pid}) ${alive ? 'running' : 'NOT running'} since ${status.started}, repository ${status.repository}`,
+      ...status.sources.map((s) => {
+        const age = s.lastSnapshot ? `${Math.round((Date.now() - Date.parse(s.lastSnapshot.time)) / 1000)} s ago` : 'none yet';
+        return [
+          `  ${s.path}: ${s.watching ? 'watching' : 'not watched (periodic walks)'}${s.capturing ? ', capturing now' : ''}`,
+          `    last snapshot: ${s.lastSnapshot ? `${s.lastSnapshot.id.slice(0, 8)}, ${age}` : age}; pending: ${s.pending === 'full walk' ? 'a full walk' : `${s.pending} changed folders`}`,
+          ...(s.lastError ? [`    last error (${s.lastError.time}): ${s.lastError.message}`] : []),
+        ].join('\n');
+      }),
+    ]);
+    return alive ? 0 : 3;
   }));
 
 program.command('smb-config')

@@ -47,6 +47,8 @@ export interface CaptureOptions {
    * reused from the parent. Without it every folder is walked.
    */
   isUnchanged?: (folder: string) => boolean;
+  /** Save no snapshot when nothing differs from the parent: the parent is returned instead. */
+  onlyIfChanged?: boolean;
 }
 
 export interface CaptureProgress {
@@ -85,9 +87,15 @@ export async function capture(repo: CaptureRepo, opts: CaptureOptions): Promise<
   const summary: Counters = {
     files: 0, dirs: 0, others: 0, bytes: 0, filesRead: 0, bytesRead: 0, blobsAdded: 0, bytesAdded: 0, errors: [], seconds: 0,
   };
+  for (const source of sources) {
+    await fs.lstat(source).catch((e: NodeJS.ErrnoException) => {
+      throw errors.notFound(`the source ${source} cannot be backed up: ${e.code === 'ENOENT' ? 'it does not exist' : e.message}`);
+    });
+  }
   const walker = new Walker(repo, opts, summary);
   const root = await walker.captureRoots(sources, opts.parent?.snapshot.tree);
   await repo.flush();
+  if (opts.onlyIfChanged && opts.parent && root.equals(opts.parent.snapshot.tree)) return opts.parent;
   const snapshot: Snapshot = {
     time: (opts.now?.() ?? new Date()).toISOString(),
     host: opts.host ?? os.hostname(),

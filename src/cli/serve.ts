@@ -1,0 +1,75 @@
+/** `strata serve`: opens the repository, starts the capture service (and the mount), logs, stops on a signal. */
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import pretty from 'pino-pretty';
+import { mountView, type Mounted } from '../fs/mount.js';
+import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
+import { LocalBackend } from '../store/backend/local.js';
+import { defaultCacheDir, Repository } from '../store/repository.js';
+import { CaptureService } from '../sync/service.js';
+import type { ServiceConfig } from '../sync/service-config.js';
+import { password, type GlobalOptions } from './context.js';
+import type { Output } from './output.js';
+
+const DEMO_PASSWORD = 'demo';
+
+export const statusFileOf = (config: ServiceConfig, opts: GlobalOptions): string =>
+  path.join(config.cacheDir ?? opts.cacheDir ?? defaultCacheDir(), 'serve-status.json');
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** For the embedded default: a demo share with a few files and a repository (password "demo"), if missing. */
+export async function prepareDemo(config: ServiceConfig): Promise<ServiceConfig> {
+  const share = config.sources[0].path;
+  if (!existsSync(share)) {
+    await fs.mkdir(path.join(share, 'documents'), { recursive: true });
+    await fs.writeFile(path.join(share, 'documents', 'welcome.txt'), 'Edit me, then look in the mount: every version is a folder.\n');
+  }
+  process.env.STRATA_PASSWORD ??= DEMO_PASSWORD;
+  if (!existsSync(path.join(config.repository, 'config'))) {
+    await Repository.init(new LocalBackend(config.repository), { password: process.env.STRATA_PASSWORD });
+  }
+  return config;
+}
+
+function makeLogger(): pino.Logger {
+  // Structured JSON lines for a journal or a file; readable lines on a terminal.
+  return process.stdout.isTTY ? pino(pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' })) : pino();
+}
+
+export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Output): Promise<void> {
+  const log = makeLogger();
+  const pw = config.passwordFile ? readFileSync(config.passwordFile, 'utf8').replace(/\r?\n$/, '') : await password(opts);
+  const cacheDir = config.cacheDir ?? opts.cacheDir;
+  const backend = new LocalBackend(config.repository);
+  const repo = await Repository.open(backend, { password: pw, cacheDir, onWarning: (m) => log.warn({}, m) });
+  let mounted: Mounted | undefined;
+  let reader: Repository | undefined;
+  const service = await CaptureService.start(repo, config, log, statusFileOf(config, opts));
+  try {
+    if (config.mount) {
+      reader = await Repository.open(new LocalBackend(config.repository), { password: pw, cacheDir, readOnly: true });
+      await fs.mkdir(config.mount, { recursive: true });
+      mounted = await mountView(new SnapshotView(repositoryViewSource(reader, (m) => log.warn({}, m))), path.resolve(config.mount), {
+        onError: (p, m) => log.error({ path: p }, m),
+      });
+      log.info({ mount: config.mount }, 'every version is browsable here');
+    }
+    out.info(`strata serve: ${config.sources.length} source(s) into ${backend.location}; Ctrl-C or SIGTERM stops`);
+    await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+    log.info({}, 'stopping');
+  } finally {
+    await service.stop();
+    await mounted?.unmount().catch(() => {});
+    await reader?.close();
+    await repo.close();
+  }
+}

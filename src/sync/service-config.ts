@@ -1,0 +1,76 @@
+/**
+ * The `strata serve` config file (JSON): what to capture, where to, and how
+ * often. Unknown keys and wrong types are errors that name the key.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { errors } from '../store/errors.js';
+
+const source = z.object({
+  /** The folder to capture continuously. */
+  path: z.string().min(1),
+  tags: z.array(z.string()).default([]),
+  excludes: z.array(z.string()).default([]),
+}).strict();
+
+const schema = z.object({
+  /** The repository (a local folder). */
+  repository: z.string().min(1),
+  /** File holding the password; STRATA_PASSWORD / STRATA_PASSWORD_FILE are used when absent. */
+  passwordFile: z.string().optional(),
+  /** Where the index cache and the status file live (default: $STRATA_CACHE_DIR or ~/.cache/strata). */
+  cacheDir: z.string().optional(),
+  sources: z.array(source).min(1),
+  /** Quiet time after the last change before a snapshot is taken. */
+  settleSeconds: z.number().min(0).default(2),
+  /** At most one snapshot per source in this many seconds. */
+  minIntervalSeconds: z.number().min(0).default(10),
+  /** A full walk at least this often, to catch what watching can miss. */
+  fullWalkHours: z.number().positive().default(24),
+  /** Save a snapshot even when a full walk finds nothing changed. */
+  snapshotWhenUnchanged: z.boolean().default(false),
+  /** Also mount every version here (read-only FUSE), for as long as the service runs. */
+  mount: z.string().optional(),
+}).strict();
+
+export type ServiceConfig = z.infer<typeof schema>;
+
+/** Parses and checks a config object; USAGE errors name the offending key. */
+export function parseConfig(value: unknown, where: string): ServiceConfig {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => {
+      const at = i.path.length ? i.path.join('.') : '(top level)';
+      return i.code === 'unrecognized_keys' ? `unknown key ${i.keys.map((k) => `"${[...i.path, k].join('.')}"`).join(', ')}` : `${at}: ${i.message}`;
+    });
+    throw errors.usage(`${where}: ${problems.join('; ')}`);
+  }
+  return result.data;
+}
+
+export function readConfig(file: string): ServiceConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw errors.usage(`cannot read the config file ${file}: ${(e as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw errors.usage(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseConfig(value, file);
+}
+
+/** The embedded default: the README's demo share and a local repository beside it. */
+export function defaultConfig(demoDir = process.env.STRATA_DEMO_DIR ?? '/tmp/strata-demo'): ServiceConfig {
+  return parseConfig({
+    repository: path.join(demoDir, 'repository'),
+    cacheDir: path.join(demoDir, 'cache'),
+    sources: [{ path: path.join(demoDir, 'share') }],
+    mount: path.join(demoDir, 'mnt'),
+  }, 'the default config');
+}

@@ -1,0 +1,208 @@
+/**
+ * The continuous capture service behind `strata serve`: for each source a
+ * change journal, and a loop that takes a snapshot once changes settle (at
+ * most one per minimum interval), reading only the folders that changed. A
+ * full walk runs at start, after a watcher overflow or error, after a failed
+ * capture, and on the periodic schedule. A source that cannot be watched (a
+ * network mount) is walked fully every few minutes instead. Status is written
+ * to a JSON file for `strata status`.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { isStrataError } from '../store/errors.js';
+import type { Repository } from '../store/repository.js';
+import { findParent } from '../store/select.js';
+import { capture } from './capture.js';
+import { ChangeJournal, unchangedFolders, type Changes } from './journal.js';
+import type { ServiceConfig } from './service-config.js';
+
+export interface Log {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface SourceStatus {
+  path: string;
+  watching: boolean;
+  capturing: boolean;
+  /** Changed folders waiting for a snapshot; "full walk" when the next capture walks everything. */
+  pending: number | 'full walk';
+  lastSnapshot?: { id: string; time: string };
+  lastCapture?: { time: string; seconds: number; filesRead: number; changed: boolean };
+  lastError?: { time: string; message: string };
+}
+
+export interface ServiceStatus {
+  pid: number;
+  host: string;
+  repository: string;
+  started: string;
+  updated: string;
+  sources: SourceStatus[];
+}
+
+/** A source that cannot be watched is walked this often. */
+const POLL_MS = 5 * 60 * 1000;
+/** How often the loop looks for due work, and retries sources that failed to start. */
+const TICK_MS = 200;
+const RETRY_WATCH_MS = 30 * 1000;
+
+interface SourceState {
+  path: string;
+  tags: string[];
+  excludes: string[];
+  journal?: ChangeJournal;
+  watchFailedAt?: number;
+  lastEventAt: number;
+  lastCaptureAt: number;
+  lastFullWalkAt: number;
+  status: SourceStatus;
+}
+
+export class CaptureService {
+  private readonly sources: SourceState[];
+  private readonly abort = new AbortController();
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private readonly started = new Date().toISOString();
+
+  private constructor(
+    private readonly repo: Repository,
+    private readonly config: ServiceConfig,
+    private readonly log: Log,
+    private readonly statusFile: string,
+    private readonly now: () => number,
+  ) {
+    this.sources = config.sources.map((s) => ({
+      path: path.resolve(s.path), tags: s.tags, excludes: s.excludes,
+      lastEventAt: 0, lastCaptureAt: -Infinity, lastFullWalkAt: -Infinity,
+      status: { path: path.resolve(s.path), watching: false, capturing: false, pending: 'full walk' },
+    }));
+  }
+
+  static async start(repo: Repository, config: ServiceConfig, log: Log, statusFile: string, now = Date.now): Promise<CaptureService> {
+    const service = new CaptureService(repo, config, log, statusFile, now);
+    for (const source of service.sources) await service.watch(source);
+    await service.writeStatus();
+    service.timer = setInterval(() => service.tick(), TICK_MS);
+    return service;
+  }
+
+  status(): ServiceStatus {
+    for (const s of this.sources) s.status.pending = s.journal ? (Number.isFinite(s.journal.pending) ? s.journal.pending : 'full walk') : 'full walk';
+    return {
+      pid: process.pid, host: os.hostname(), repository: this.repo.backend.location, started: this.started,
+      updated: new Date(this.now()).toISOString(), sources: this.sources.map((s) => ({ ...s.status })),
+    };
+  }
+
+  /** Stops watching; a capture in progress is abandoned cleanly (what it stored stays usable). */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.abort.abort();
+    await this.running?.catch(() => {});
+    for (const s of this.sources) await s.journal?.close();
+    await this.writeStatus();
+  }
+
+  /** Waits until the capture in progress, if any, is done (for tests). */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+
+  private async watch(source: SourceState): Promise<void> {
+    try {
+      source.journal = await ChangeJournal.start(source.path, () => { source.lastEventAt = this.now(); });
+      source.status.watching = true;
+      source.watchFailedAt = undefined;
+      this.log.info({ source: source.path }, 'watching for changes');
+    } catch (e) {
+      source.watchFailedAt = this.now();
+      source.status.watching = false;
+      this.fail(source, `cannot watch: ${(e as Error).message}; walking it every ${POLL_MS / 60000} minutes instead`);
+    }
+  }
+
+  private fail(source: SourceState, message: string): void {
+    source.status.lastError = { time: new Date(this.now()).toISOString(), message };
+    this.log.warn({ source: source.path }, message);
+  }
+
+  private due(s: SourceState): boolean {
+    const now = this.now();
+    if (now - s.lastCaptureAt < this.config.minIntervalSeconds * 1000) return false;
+    if (now - s.lastFullWalkAt >= this.config.fullWalkHours * 3600 * 1000) return true;
+    if (!s.journal) return now - s.lastCaptureAt >= POLL_MS;
+    return s.journal.pending > 0 && now - s.lastEventAt >= this.config.settleSeconds * 1000;
+  }
+
+  private tick(): void {
+    if (this.running || this.abort.signal.aborted) return;
+    for (const s of this.sources) {
+      if (!s.journal && s.watchFailedAt !== undefined && this.now() - s.watchFailedAt > RETRY_WATCH_MS) void this.watch(s);
+    }
+    const source = this.sources.find((s) => this.due(s));
+    if (!source) return;
+    this.running = this.captureSource(source).finally(() => { this.running = undefined; });
+  }
+
+  private async captureSource(s: SourceState): Promise<void> {
+    const started = this.now();
+    const fullDue = started - s.lastFullWalkAt >= this.config.fullWalkHours * 3600 * 1000;
+    const changes: Changes = s.journal?.take() ?? { full: true, dirty: new Set() };
+    const host = os.hostname();
+    s.status.capturing = true;
+    s.lastCaptureAt = started;
+    let lock;
+    try {
+      const parent = findParent(await this.repo.listSnapshots((m) => this.log.warn({}, m)), host, [s.path]);
+      const full = changes.full || fullDue || !parent;
+      lock = await this.repo.lock('strata serve');
+      const ref = await capture(this.repo, {
+        paths: [s.path], host, tags: s.tags, excludes: s.excludes, parent, chunker: this.repo.config.chunker,
+        isUnchanged: full ? undefined : unchangedFolders(changes), onlyIfChanged: !this.config.snapshotWhenUnchanged,
+        signal: this.abort.signal,
+        onError: (p, m) => this.log.warn({ source: s.path, path: p }, m),
+      });
+      if (full) s.lastFullWalkAt = started;
+      const changed = ref.id !== parent?.id;
+      const summary = ref.snapshot.summary;
+      s.status.lastSnapshot = { id: ref.id, time: ref.snapshot.time };
+      s.status.lastCapture = { time: new Date(started).toISOString(), seconds: (this.now() - started) / 1000, filesRead: changed ? summary.filesRead : 0, changed };
+      if (changed) {
+        this.log.info({ source: s.path, snapshot: ref.id.slice(0, 8), full, filesRead: summary.filesRead, seconds: summary.seconds }, 'snapshot saved');
+        if (summary.errors.length) this.fail(s, `${summary.errors.length} files could not be read (first: ${summary.errors[0].path}: ${summary.errors[0].message})`);
+      }
+    } catch (e) {
+      // Nothing is lost: the changes wait for the next capture, which walks everything to be sure.
+      s.journal?.giveBack({ ...changes, full: true });
+      if (isStrataError(e, 'INTERRUPTED')) this.log.info({ source: s.path }, 'capture abandoned: stopping');
+      else this.fail(s, (e as Error).message);
+    } finally {
+      s.status.capturing = false;
+      await lock?.release().catch(() => {});
+      await this.writeStatus();
+    }
+  }
+
+  private async writeStatus(): Promise<void> {
+    const tmp = `${this.statusFile}.${process.pid}.tmp`;
+    try {
+      await fs.mkdir(path.dirname(this.statusFile), { recursive: true });
+      await fs.writeFile(tmp, `${JSON.stringify(this.status(), null, 2)}\n`);
+      await fs.rename(tmp, this.statusFile);
+    } catch (e) {
+      this.log.warn({ file: this.statusFile }, `cannot write the status file: ${(e as Error).message}`);
+    }
+  }
+}
+
+export async function readStatus(file: string): Promise<ServiceStatus | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as ServiceStatus;
+  } catch {
+    return undefined;
+  }
+}

@@ -26,16 +26,18 @@ export class ChangeJournal {
   /** Starts watching `root` (recursively); `onChange` is called after every batch of events. */
   static async start(root: string, onChange: () => void): Promise<ChangeJournal> {
     const journal = new ChangeJournal(path.resolve(root), onChange);
-    journal.subscription = await watcher.subscribe(journal.root, (err, events) => {
-      if (err) {
-        // Overflow or a watcher failure: some changes may be lost.
-        journal.lastError = err.message;
-        journal.full = true;
-      }
-      for (const event of events ?? []) journal.mark(event.path);
-      journal.onChange();
-    });
+    journal.subscription = await watcher.subscribe(journal.root, (err, events) => journal.record(err, events));
     return journal;
+  }
+
+  /** One batch from the watcher. An error (an overflow, a failure) means changes may be lost: walk everything next. */
+  record(err: Error | null, events: { path: string }[] | undefined): void {
+    if (err) {
+      this.lastError = err.message;
+      this.full = true;
+    }
+    for (const event of events ?? []) this.mark(event.path);
+    this.onChange();
   }
 
   private mark(changed: string): void {

@@ -1,0 +1,75 @@
+/** `strata serve` as a process: bad configs, kill -9 mid-capture and a restart, SIGTERM, `strata status`. */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { strata, strataAsync } from '../kit/cli.js';
+import { randomStream } from '../kit/random.js';
+import { tempDir } from '../kit/tmp.js';
+
+async function setup(t: Parameters<typeof tempDir>[0], extra: Record<string, unknown> = {}) {
+  const dir = tempDir(t);
+  const source = path.join(dir, 'share');
+  await fs.mkdir(source);
+  const env = { STRATA_REPOSITORY: path.join(dir, 'repo'), STRATA_PASSWORD: 'pw', STRATA_CACHE_DIR: path.join(dir, 'cache') };
+  const configFile = path.join(dir, 'strata.json');
+  await fs.writeFile(configFile, JSON.stringify({ repository: env.STRATA_REPOSITORY, cacheDir: env.STRATA_CACHE_DIR, sources: [{ path: source }], settleSeconds: 0.2, minIntervalSeconds: 0.5, ...extra }));
+  return { dir, source, env, configFile };
+}
+
+const snapshots = (env: Record<string, string>) => JSON.parse(strata(['snapshots', '--json'], env).stdout || '[]') as { id: string }[];
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+t.test('a config with an unknown key or a wrong type is refused, naming the key', async (t) => {
+  const { configFile, env } = await setup(t, { minIntervalSecond: 3 });
+  const r = strata(['serve', '--config', configFile], env);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /unknown key "minIntervalSecond"/);
+  await fs.writeFile(configFile, JSON.stringify({ repository: 1, sources: [{ path: '/x' }] }));
+  t.match(strata(['serve', '--config', configFile], env).stderr, /repository: .*expected string/);
+});
+
+t.test('kill -9 mid-capture, restart: the repository checks out and capture resumes; SIGTERM stops it promptly', async (t) => {
+  const { source, env, configFile } = await setup(t);
+  for (let i = 0; i < 6; i++) await fs.writeFile(path.join(source, `big-${i}.bin`), randomStream(30 + i, 40 * 1024 * 1024));
+  t.equal(strata(['init'], env).code, 0);
+  const packsBytes = async () => {
+    let total = 0;
+    for (const d of await fs.readdir(path.join(env.STRATA_REPOSITORY, 'packs')).catch(() => [])) {
+      for (const f of await fs.readdir(path.join(env.STRATA_REPOSITORY, 'packs', d)).catch(() => [])) {
+        total += (await fs.stat(path.join(env.STRATA_REPOSITORY, 'packs', d, f)).catch(() => ({ size: 0 }))).size;
+      }
+    }
+    return total;
+  };
+  const first = strataAsync(['serve', '--config', configFile], env);
+  t.ok(await until(async () => (await packsBytes()) > 30 * 1024 * 1024), 'the first capture is under way');
+  first.child.kill('SIGKILL');
+  await first.done;
+  t.equal(snapshots(env).length, 0, 'no half snapshot');
+  t.equal(strata(['check'], env).code, 0, 'the repository checks out');
+
+  const second = strataAsync(['serve', '--config', configFile], env);
+  t.ok(await until(() => snapshots(env).length === 1), 'capture resumes and completes after the restart');
+  const status = strata(['status', '--config', configFile, '--json'], env);
+  t.equal(status.code, 0, status.stderr);
+  const s = JSON.parse(status.stdout);
+  t.equal(s.running, true);
+  t.equal(s.sources[0].lastSnapshot.id, snapshots(env)[0].id);
+
+  await fs.writeFile(path.join(source, 'later.txt'), 'later');
+  t.ok(await until(() => snapshots(env).length === 2), 'a later change becomes a snapshot');
+  const stopping = Date.now();
+  second.child.kill('SIGTERM');
+  const result = await second.done;
+  t.equal(result.code, 0, result.stderr);
+  t.ok(Date.now() - stopping < 5000, 'stops within a few seconds');
+  t.equal(strata(['check', '--read-data'], env).code, 0);
+});

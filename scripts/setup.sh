@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets Strata up on a fresh Debian/Ubuntu machine (as root or with sudo), then
-# runs the demo: a sample share backed up twice, snapshots listed, one restored.
-#   bash scripts/setup.sh            set up + demo
+# runs the main job: `strata serve` on its embedded default (a demo share under
+# /tmp/strata-demo, a local repository, every version mounted), until Ctrl-C.
+#   bash scripts/setup.sh            set up + strata serve
 #   bash scripts/setup.sh --no-demo  set up only (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,4 @@ echo "setup: npm ci (dependencies and the native addon)" >&2
 npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
 [ -f native/build/Release/strata_native.node ] || npm run install --silent
 
-[ "${1:-}" = "--no-demo" ] || bash scripts/demo.sh
+[ "${1:-}" = "--no-demo" ] || exec node bin/strata.js serve

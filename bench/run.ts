@@ -5,8 +5,9 @@
  * full restore; wall time, MB/s, CPU seconds, peak RSS, repository size, and
  * Strata's ratio to each peer. Page caches are dropped before every step where
  * the machine allows it. Options: --dir DIR (default /var/tmp/strata-bench),
- * --tools strata,restic,borg, --index-10m (also measure a backup against a
- * synthetic index of 10 million chunks), --json.
+ * --tools strata,restic,borg (or none), --index-10m (also measure a backup
+ * against a synthetic index of 10 million chunks), --serve (continuous capture
+ * on a share of 200,000 files, bench/serve.ts), --json.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
@@ -146,7 +147,8 @@ async function main(): Promise<void> {
     mounts.push({ tool: tool.name, ...(await mountBench(tool, share, corpusBytes)) });
   }
   const extra = args.includes('--index-10m') ? await indexBench() : undefined;
-  report(results, mounts, { corpusBytes, files, caches, extra });
+  const serve = args.includes('--serve') ? await (await import('./serve.js')).serveBench(benchDir, root) : undefined;
+  report(results, mounts, { corpusBytes, files, caches, extra, serve });
 }
 
 async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: number }> {
@@ -210,7 +212,10 @@ function peakRss(pid: number): number {
   }
 }
 
-function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[], info: { corpusBytes: number; files: number; caches: boolean; extra?: { rssMiB: number; seconds: number; chunks: number } }): void {
+function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[], info: {
+  corpusBytes: number; files: number; caches: boolean; extra?: { rssMiB: number; seconds: number; chunks: number };
+  serve?: import('./serve.js').ServeMeasure;
+}): void {
   if (args.includes('--json')) {
     console.log(JSON.stringify({ ...info, results }, null, 2));
     return;
@@ -242,6 +247,14 @@ function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[],
   }
   if (info.extra) {
     lines.push('', `Backup of the office/ tree against a synthetic index of ${info.extra.chunks.toLocaleString('en')} chunks: ${info.extra.seconds.toFixed(2)} s, peak RSS ${info.extra.rssMiB.toFixed(0)} MiB.`);
+  }
+  if (info.serve) {
+    const s = info.serve;
+    lines.push('', `Continuous capture, ${s.files.toLocaleString('en')} files, 10 files touched:`, '',
+      '| | strata serve | restic backup | borg create |', '| --- | ---: | ---: | ---: |',
+      `| change → browsable version (s) | ${s.changeToVersion.toFixed(2)} | | |`,
+      `| capture of the change: wall s / CPU s | ${s.captureWall.toFixed(2)} / ${s.captureCpu.toFixed(2)} | ${s.restic.toFixed(2)} | ${s.borg.toFixed(2)} |`,
+      `| service CPU from touch to browsable (incl. the mount answering the poll) | ${s.processCpu.toFixed(2)} | | |`);
   }
   console.log(lines.join('\n'));
 }

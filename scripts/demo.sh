@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The demo on the embedded default: a sample share and a local repository under
-# ${STRATA_DEMO_DIR:-/tmp/strata-demo}; backed up twice with a change in between,
+# ${STRATA_TOUR_DIR:-/tmp/strata-tour}; backed up twice with a change in between,
 # snapshots listed, the first one restored and compared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-demo=${STRATA_DEMO_DIR:-/tmp/strata-demo}
+demo=${STRATA_TOUR_DIR:-/tmp/strata-tour}
 rm -rf "$demo"
 mkdir -p "$demo/share/documents" "$demo/share/photos"
 export STRATA_REPOSITORY="$demo/repository" STRATA_PASSWORD=demo STRATA_CACHE_DIR="$demo/cache"

@@ -30,7 +30,8 @@ export interface SourceStatus {
   /** Changed folders waiting for a snapshot; "full walk" when the next capture walks everything. */
   pending: number | 'full walk';
   lastSnapshot?: { id: string; time: string };
-  lastCapture?: { time: string; seconds: number; filesRead: number; changed: boolean };
+  /** The latest capture: wall and CPU seconds (the whole process's CPU while it ran). */
+  lastCapture?: { time: string; seconds: number; cpuSeconds: number; filesRead: number; changed: boolean };
   lastError?: { time: string; message: string };
 }
 
@@ -150,6 +151,7 @@ export class CaptureService {
 
   private async captureSource(s: SourceState): Promise<void> {
     const started = this.now();
+    const cpu = process.cpuUsage();
     const fullDue = started - s.lastFullWalkAt >= this.config.fullWalkHours * 3600 * 1000;
     const changes: Changes = s.journal?.take() ?? { full: true, dirty: new Set() };
     const host = os.hostname();
@@ -170,7 +172,11 @@ export class CaptureService {
       const changed = ref.id !== parent?.id;
       const summary = ref.snapshot.summary;
       s.status.lastSnapshot = { id: ref.id, time: ref.snapshot.time };
-      s.status.lastCapture = { time: new Date(started).toISOString(), seconds: (this.now() - started) / 1000, filesRead: changed ? summary.filesRead : 0, changed };
+      const used = process.cpuUsage(cpu);
+      s.status.lastCapture = {
+        time: new Date(started).toISOString(), seconds: (this.now() - started) / 1000, cpuSeconds: (used.user + used.system) / 1e6,
+        filesRead: changed ? summary.filesRead : 0, changed,
+      };
       if (changed) {
         this.log.info({ source: s.path, snapshot: ref.id.slice(0, 8), full, filesRead: summary.filesRead, seconds: summary.seconds }, 'snapshot saved');
         if (summary.errors.length) this.fail(s, `${summary.errors.length} files could not be read (first: ${summary.errors[0].path}: ${summary.errors[0].message})`);

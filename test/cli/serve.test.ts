@@ -2,9 +2,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { strata, strataAsync } from '../kit/cli.js';
+import { isMounted } from '../kit/mount.js';
 import { randomStream } from '../kit/random.js';
-import { tempDir } from '../kit/tmp.js';
+import { canMount, tempDir } from '../kit/tmp.js';
 
 async function setup(t: Parameters<typeof tempDir>[0], extra: Record<string, unknown> = {}) {
   const dir = tempDir(t);
@@ -34,6 +36,27 @@ t.test('a config with an unknown key or a wrong type is refused, naming the key'
   t.match(r.stderr, /unknown key "minIntervalSecond"/);
   await fs.writeFile(configFile, JSON.stringify({ repository: 1, sources: [{ path: '/x' }] }));
   t.match(strata(['serve', '--config', configFile], env).stderr, /repository: .*expected string/);
+});
+
+t.test('with a mount in the config, an edit shows up as a new version in the mount', { skip: canMount() ? false : 'mounting is not permitted here' }, async (t) => {
+  const { dir, source, env } = await setup(t);
+  const mnt = path.join(dir, 'mnt');
+  const configFile = path.join(dir, 'with-mount.json');
+  await fs.writeFile(configFile, JSON.stringify({ repository: env.STRATA_REPOSITORY, cacheDir: env.STRATA_CACHE_DIR, sources: [{ path: source }], settleSeconds: 0.2, minIntervalSeconds: 0.5, mount: mnt }));
+  await fs.writeFile(path.join(source, 'notes.txt'), 'first');
+  t.equal(strata(['init'], env).code, 0);
+  const service = strataAsync(['serve', '--config', configFile], env);
+  t.teardown(async () => {
+    service.child.kill('SIGTERM');
+    await Promise.race([service.done, new Promise((r) => setTimeout(r, 5000))]);
+    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
+  });
+  const inMount = path.join(mnt, 'snapshots', 'latest', source, 'notes.txt');
+  const read = async () => fs.readFile(inMount, 'utf8').catch(() => '');
+  t.ok(await until(async () => (await read()) === 'first'), 'the first version is browsable');
+  await fs.writeFile(path.join(source, 'notes.txt'), 'second');
+  t.ok(await until(async () => (await read()) === 'second', 10_000), 'the edit is browsable within seconds');
+  t.ok((await fs.readdir(path.join(mnt, 'snapshots'))).length >= 3, 'as a new folder beside the old one');
 });
 
 t.test('kill -9 mid-capture, restart: the repository checks out and capture resumes; SIGTERM stops it promptly', async (t) => {

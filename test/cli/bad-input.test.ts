@@ -7,6 +7,7 @@ import { chmodSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { strata, strataAsync, testEnv } from '../kit/cli.js';
+import { largestPack, packBytes, packFiles } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
 import { canMount, tempDir } from '../kit/tmp.js';
 
@@ -14,20 +15,6 @@ function setup(t: Parameters<typeof tempDir>[0]) {
   const dir = tempDir(t);
   const env = { STRATA_REPOSITORY: path.join(dir, 'repo'), STRATA_PASSWORD: 'pw', STRATA_CACHE_DIR: path.join(dir, 'cache') };
   return { dir, env, source: path.join(dir, 'share'), repo: path.join(dir, 'repo') };
-}
-
-async function packFiles(repo: string): Promise<string[]> {
-  const files: string[] = [];
-  for (const sub of await fs.readdir(path.join(repo, 'packs')).catch(() => [])) {
-    for (const f of await fs.readdir(path.join(repo, 'packs', sub)).catch(() => [])) files.push(path.join(repo, 'packs', sub, f));
-  }
-  return files;
-}
-
-async function packSizes(repo: string): Promise<number> {
-  let total = 0;
-  for (const f of await packFiles(repo)) total += (await fs.stat(f).catch(() => ({ size: 0 }))).size;
-  return total;
 }
 
 async function waitFor(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
@@ -86,9 +73,7 @@ t.test('a damaged or truncated pack is named by check and restore; other files r
   // A second snapshot whose packs stay intact.
   await fs.writeFile(path.join(source, 'other.txt'), 'intact');
   t.equal(strata(['backup', source], env).code, 0);
-  const packs = await packFiles(repo);
-  const sized = await Promise.all(packs.map(async (p) => ({ p, size: (await fs.stat(p)).size })));
-  const victimPack = sized.sort((a, b) => b.size - a.size)[0].p; // the one with the 200 KB chunk
+  const victimPack = await largestPack(repo); // the one with the 200 KB chunk
   const bytes = await fs.readFile(victimPack);
   bytes[5000] ^= 0x40;
   await fs.writeFile(victimPack, bytes);
@@ -157,7 +142,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
     for (let i = 0; i < 8; i++) await fs.writeFile(path.join(source, `big-${i}.bin`), randomStream(10 + i, size));
 
     const run = strataAsync(['backup', source], env);
-    await waitFor(async () => (await packSizes(repo)) > 40 * 1024 * 1024);
+    await waitFor(async () => (await packBytes(repo)) > 40 * 1024 * 1024);
     run.child.kill(signal);
     const result = await run.done;
     if (signal === 'SIGKILL') t.equal(result.signal, 'SIGKILL');
@@ -165,7 +150,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
       t.equal(result.code, 130, result.stderr);
       t.match(result.stderr, /interrupted/);
     }
-    const durable = await packSizes(repo);
+    const durable = await packBytes(repo);
     t.ok(durable < 8 * size, 'the backup was stopped before it finished');
     t.equal(strata(['check'], env).code, 0, 'check passes');
     const snaps = JSON.parse(strata(['snapshots', '--json'], env).stdout);
@@ -174,7 +159,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
 
     const resumed = strata(['backup', source, '--json'], env);
     t.equal(resumed.code, 0, resumed.stderr);
-    const total = await packSizes(repo);
+    const total = await packBytes(repo);
     t.ok(total < 8 * size * 1.01 + 1024 * 1024, `repository holds ${total} bytes for ${8 * size} bytes of random data: nothing stored twice`);
     t.ok(JSON.parse(resumed.stdout).summary.bytesAdded <= total - durable + 1024 * 1024, 'the resumed backup added only what was missing');
     t.equal(strata(['check', '--read-data'], env).code, 0);

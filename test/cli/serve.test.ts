@@ -5,6 +5,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { strata, strataAsync } from '../kit/cli.js';
 import { isMounted } from '../kit/mount.js';
+import { packBytes } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
 import { canMount, tempDir } from '../kit/tmp.js';
 
@@ -63,17 +64,8 @@ t.test('kill -9 mid-capture, restart: the repository checks out and capture resu
   const { source, env, configFile } = await setup(t);
   for (let i = 0; i < 6; i++) await fs.writeFile(path.join(source, `big-${i}.bin`), randomStream(30 + i, 40 * 1024 * 1024));
   t.equal(strata(['init'], env).code, 0);
-  const packsBytes = async () => {
-    let total = 0;
-    for (const d of await fs.readdir(path.join(env.STRATA_REPOSITORY, 'packs')).catch(() => [])) {
-      for (const f of await fs.readdir(path.join(env.STRATA_REPOSITORY, 'packs', d)).catch(() => [])) {
-        total += (await fs.stat(path.join(env.STRATA_REPOSITORY, 'packs', d, f)).catch(() => ({ size: 0 }))).size;
-      }
-    }
-    return total;
-  };
   const first = strataAsync(['serve', '--config', configFile], env);
-  t.ok(await until(async () => (await packsBytes()) > 30 * 1024 * 1024), 'the first capture is under way');
+  t.ok(await until(async () => (await packBytes(env.STRATA_REPOSITORY)) > 30 * 1024 * 1024), 'the first capture is under way');
   first.child.kill('SIGKILL');
   await first.done;
   t.equal(snapshots(env).length, 0, 'no half snapshot');

@@ -309,7 +309,7 @@ program.command('serve')
   }));
 
 program.command('status')
-  .description('what `strata serve` is doing: last snapshot and its age, pending changes, last error per source')
+  .description('what `strata serve` is doing: last snapshot and its age, pending changes, last error per source ("running": false when it stopped)')
   .option('-c, --config <file>', 'the service config (to find its status file)')
   .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
     const config = cmdOpts.config ? readConfig(cmdOpts.config) : defaultConfig();
@@ -328,7 +328,6 @@ program.command('status')
         ].join('\n');
       }),
     ]);
-    return alive ? 0 : 3;
   }));
 
 program.command('smb-config')

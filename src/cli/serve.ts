@@ -1,5 +1,5 @@
 /** `strata serve`: opens the repository, starts the capture service (and the mount), logs, stops on a signal. */
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import pretty from 'pino-pretty';
@@ -47,7 +47,7 @@ function makeLogger(): pino.Logger {
 
 export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Output): Promise<void> {
   const log = makeLogger();
-  const pw = config.passwordFile ? readFileSync(config.passwordFile, 'utf8').replace(/\r?\n$/, '') : await password(opts);
+  const pw = await password({ ...opts, passwordFile: config.passwordFile ?? opts.passwordFile });
   const cacheDir = config.cacheDir ?? opts.cacheDir;
   const backend = new LocalBackend(config.repository);
   const repo = await Repository.open(backend, { password: pw, cacheDir, onWarning: (m) => log.warn({}, m) });

@@ -17,7 +17,7 @@ const source = z.object({
 const schema = z.object({
   /** The repository (a local folder). */
   repository: z.string().min(1),
-  /** File holding the password; STRATA_PASSWORD / STRATA_PASSWORD_FILE are used when absent. */
+  /** File holding the password (STRATA_PASSWORD, when set, comes first; STRATA_PASSWORD_FILE when this is absent). */
   passwordFile: z.string().optional(),
   /** Where the index cache and the status file live (default: $STRATA_CACHE_DIR or ~/.cache/strata). */
   cacheDir: z.string().optional(),

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import type { Backend } from '../store/backend/backend.js';
 import { LocalBackend } from '../store/backend/local.js';
-import { errors, isStrataError, StrataError } from '../store/errors.js';
+import { errors, StrataError } from '../store/errors.js';
 import { Repository } from '../store/repository.js';
 import { makeOutput, type Output } from './output.js';
 
@@ -83,4 +83,6 @@ export async function run(opts: GlobalOptions, body: (out: Output) => Promise<nu
   }
 }
 
-export const isNotFound = (e: unknown): boolean => isStrataError(e, 'NOT_FOUND');
+/** Resolves on SIGINT or SIGTERM: how long-running commands (mount, serve) wait to stop. */
+export const untilStopped = (): Promise<void> =>
+  new Promise((resolve) => { process.once('SIGINT', () => resolve()).once('SIGTERM', () => resolve()); });

@@ -21,7 +21,7 @@ import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { readStatus } from '../sync/service.js';
 import { defaultConfig, readConfig } from '../sync/service-config.js';
-import { backendFor, openRepository, password, run, type GlobalOptions } from './context.js';
+import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
 import { isAlive, prepareDemo, serve, statusFileOf } from './serve.js';
 import { formatBytes, type Output } from './output.js';
 
@@ -286,10 +286,7 @@ program.command('mount')
       throw e;
     });
     out.info(`mounted ${repo.backend.location} at ${path.resolve(mountpoint)}; Ctrl-C (SIGINT) or SIGTERM unmounts`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once('SIGINT', stop).once('SIGTERM', stop);
-    });
+    await untilStopped();
     await mounted.unmount();
     await repo.close();
     out.info('unmounted');

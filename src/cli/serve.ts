@@ -9,7 +9,7 @@ import { LocalBackend } from '../store/backend/local.js';
 import { defaultCacheDir, Repository } from '../store/repository.js';
 import { CaptureService } from '../sync/service.js';
 import type { ServiceConfig } from '../sync/service-config.js';
-import { password, type GlobalOptions } from './context.js';
+import { password, untilStopped, type GlobalOptions } from './context.js';
 import type { Output } from './output.js';
 
 const DEMO_PASSWORD = 'demo';
@@ -64,7 +64,7 @@ export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Out
       log.info({ mount: config.mount }, 'every version is browsable here');
     }
     out.info(`strata serve: ${config.sources.length} source(s) into ${backend.location}; Ctrl-C or SIGTERM stops`);
-    await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+    await untilStopped();
     log.info({}, 'stopping');
   } finally {
     await service.stop();

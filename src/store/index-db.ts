@@ -127,13 +127,6 @@ export class BlobIndex {
     await batch.write();
   }
 
-  /** Every pack the index has read. */
-  async *packs(): AsyncIterable<string> {
-    for await (const k of this.db.keys({ gte: Buffer.from([PACK]), lt: Buffer.from([PACK + 1]) })) {
-      yield k.subarray(1).toString('hex');
-    }
-  }
-
   async clear(): Promise<void> {
     await this.db.clear();
   }

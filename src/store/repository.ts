@@ -296,11 +296,6 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
     return refs.sort((a, b) => a.snapshot.time.localeCompare(b.snapshot.time) || a.id.localeCompare(b.id));
   }
 
-  async removeSnapshot(id: string): Promise<void> {
-    this.snapshotCache.delete(id);
-    await this.backend.remove(`snapshots/${id}`);
-  }
-
   async close(): Promise<void> {
     await Promise.allSettled(this.saving);
     await this.index.close();

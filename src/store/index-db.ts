@@ -65,10 +65,13 @@ export class BlobIndex {
   private constructor(private readonly db: Db, private readonly privateCopy?: string) {}
 
   /**
-   * Opens the index in `dir`. A writer (`shared: false`) opens it exclusively
-   * and gets LOCKED while another writer holds it. A reader (`shared: true`)
-   * always works on a private copy, so it never keeps a writer out, however
-   * long it runs (a mount). A damaged database is thrown away: packs are the truth.
+   * Opens the index in `dir`. A writer (`shared: false`) opens it exclusively;
+   * when another writer holds it (a `strata backup` while `strata serve` runs),
+   * the second works on a private copy: the index is a cache, so its additions
+   * are simply learned again from the packs by the next open. A reader
+   * (`shared: true`) always works on a private copy, so it never keeps a writer
+   * out, however long it runs (a mount). A damaged database is thrown away:
+   * packs are the truth.
    */
   static async open(dir: string, opts: { shared: boolean }): Promise<BlobIndex> {
     try {
@@ -80,9 +83,7 @@ export class BlobIndex {
     try {
       return new BlobIndex(await openDb(dir));
     } catch (e) {
-      if (isLocked(e)) {
-        throw errors.locked(`the index at ${dir} is in use by another strata process on this machine; wait for it to finish`, { cause: e });
-      }
+      if (isLocked(e)) return BlobIndex.openCopy(dir);
       await fs.rm(dir, { recursive: true, force: true });
       await fs.mkdir(dir, { recursive: true });
       return new BlobIndex(await openDb(dir));

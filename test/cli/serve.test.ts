@@ -79,8 +79,13 @@ t.test('kill -9 mid-capture, restart: the repository checks out and capture resu
   t.equal(s.running, true);
   t.equal(s.sources[0].lastSnapshot.id, snapshots(env)[0].id);
 
+  const other = path.join(path.dirname(source), 'other');
+  await fs.mkdir(other);
+  await fs.writeFile(path.join(other, 'o.txt'), 'o');
+  const alongside = strata(['backup', other], env);
+  t.equal(alongside.code, 0, `a one-shot backup works while the service runs: ${alongside.stderr}`);
   await fs.writeFile(path.join(source, 'later.txt'), 'later');
-  t.ok(await until(() => snapshots(env).length === 2), 'a later change becomes a snapshot');
+  t.ok(await until(() => snapshots(env).length === 3), 'a later change becomes a snapshot');
   const stopping = Date.now();
   second.child.kill('SIGTERM');
   const result = await second.done;

@@ -229,6 +229,11 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
     return this.index.lookup(id)?.rawLength;
   }
 
+  /** The pack the index places a blob in (undefined when the index does not know the blob). */
+  packOf(id: Buffer): string | undefined {
+    return this.index.lookup(id)?.pack;
+  }
+
   async loadBlob(type: BlobType, id: Buffer): Promise<Buffer> {
     const hex = id.toString('hex');
     const entry = this.index.lookup(id);

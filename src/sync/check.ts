@@ -1,6 +1,6 @@
 /**
  * Integrity check: every pack's trailer opens, every snapshot's trees load, every
- * chunk a file needs is indexed; with `readData`, every blob of every pack is
+ * chunk a file needs is indexed and its pack is present; with `readData`, every blob of every pack is
  * read, authenticated and its id re-checked. Problems name the object and the
  * files they affect; nothing is changed.
  */
@@ -32,8 +32,10 @@ export async function check(repo: Repository, opts: { readData?: boolean; onProb
     opts.onProblem?.(p);
   };
   const badChunks = new Map<string, string>();
+  const packs = new Set<string>();
   for await (const { name } of repo.backend.list('packs/')) {
     const packId = packIdFromName(name);
+    packs.add(packId);
     result.packs++;
     try {
       const blobs = await readPackTrailer(repo.backend, packId, repo.sealer);
@@ -73,7 +75,9 @@ export async function check(repo: Repository, opts: { readData?: boolean; onProb
         if (e.type === 'dir') await walk(e.subtree!, p);
         for (const chunk of e.chunks ?? []) {
           const hex = chunk.toString('hex');
-          const bad = !repo.hasBlob(chunk) ? `data blob ${hex} is missing` : badChunks.get(hex);
+          const pack = repo.packOf(chunk);
+          const bad = !pack ? `data blob ${hex} is missing`
+            : !packs.has(pack) ? `pack ${pack} holding data blob ${hex} is missing` : badChunks.get(hex);
           if (bad) problem({ object: `data blob ${hex}`, message: bad, affects: [`${id.slice(0, 8)}:${p}`] });
         }
       }

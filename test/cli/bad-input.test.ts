@@ -96,6 +96,19 @@ t.test('a damaged or truncated pack is named by check and restore; other files r
   t.match(truncated.stderr, new RegExp(`pack ${path.basename(victimPack)}.*truncated`));
 });
 
+t.test('a deleted pack is named by check, with the files it affects', async (t) => {
+  const { env, source, repo } = setup(t);
+  await fs.mkdir(source);
+  await fs.writeFile(path.join(source, 'lost.bin'), randomStream(4, 300_000));
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  const victim = await largestPack(repo);
+  await fs.rm(victim);
+  const checked = strata(['check'], env);
+  t.equal(checked.code, 15);
+  t.match(checked.stderr, new RegExp(`pack ${path.basename(victim)} holding data blob [0-9a-f]{64} is missing \\(affects [0-9a-f]{8}:.*lost\\.bin\\)`));
+});
+
 t.test('a deleted index is rebuilt; repair index rebuilds it on demand', async (t) => {
   const { env, dir, source } = setup(t);
   await fs.mkdir(source);

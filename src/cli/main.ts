@@ -13,6 +13,7 @@ import { Repository } from '../store/repository.js';
 import { findParent, selectSnapshot } from '../store/select.js';
 import { capture } from '../sync/capture.js';
 import { check } from '../sync/check.js';
+import { estimateSize } from '../sync/estimate.js';
 import { displayPath } from '../sync/local-fs.js';
 import { restore } from '../sync/restore.js';
 import { diffTrees, fileChunks, resolvePath, rootEntry, walkTree } from '../sync/tree-walk.js';
@@ -114,7 +115,12 @@ program.command('backup')
         const parent = findParent(await repo.listSnapshots((m) => out.warn(m)), host, sources);
         if (parent) out.info(`using parent snapshot ${shortId(parent.id)}`);
         const progress = out.progress('backup');
-        const totalBytes = parent?.snapshot.summary.bytes;
+        let totalBytes = parent?.snapshot.summary.bytes;
+        // A first backup has no parent to go by: count the sources beside it for an ETA.
+        const counting = new AbortController();
+        if (progress.visible && totalBytes === undefined) {
+          void estimateSize(sources, (bytes) => { totalBytes = bytes; }, counting.signal).catch(() => {});
+        }
         let result;
         try {
           result = await capture(repo, {
@@ -124,6 +130,7 @@ program.command('backup')
             onError: (p, m) => out.warn(`${p}: ${m}`),
           });
         } finally {
+          counting.abort();
           progress.stop();
         }
         const s = result.snapshot.summary;

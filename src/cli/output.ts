@@ -16,11 +16,13 @@ export interface Output {
 }
 
 export interface Progress {
+  /** False when nothing is shown (not a terminal, --json, --quiet): no need to gather totals. */
+  visible: boolean;
   update(values: { files: number; bytes: number; totalBytes?: number; current?: string }): void;
   stop(): void;
 }
 
-const noProgress: Progress = { update() {}, stop() {} };
+const noProgress: Progress = { visible: false, update() {}, stop() {} };
 
 export function makeOutput(json: boolean, quiet = false): Output {
   return {
@@ -68,6 +70,7 @@ function terminalProgress(kind: string): Progress {
   });
   let active = false;
   return {
+    visible: true,
     update({ files, bytes, totalBytes, current }) {
       const total = Math.max(totalBytes ?? 0, bytes, 1);
       const seconds = (Date.now() - started) / 1000;

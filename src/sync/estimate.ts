@@ -4,22 +4,31 @@
  * runs beside the capture and reports as it goes; it never reads content.
  */
 import path from 'node:path';
+import fastq from 'fastq';
 import { isDirectory, isRegularFile, joinPath, scanDir } from './local-fs.js';
+
+/** Folders listed at once: the count must stay ahead of a capture that lists 16 at a time. */
+const CONCURRENCY = 16;
 
 export async function estimateSize(paths: string[], onTotal: (bytes: number) => void, signal?: AbortSignal): Promise<number> {
   let bytes = 0;
-  const walk = async (dir: Buffer): Promise<void> => {
+  let outstanding = 0;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => { finish = resolve; });
+  const visit = (dir: Buffer): void => {
+    outstanding++;
+    scans.push(dir).catch(() => {}).finally(() => { if (--outstanding === 0) finish(); });
+  };
+  const scans = fastq.promise(async (dir: Buffer) => {
     if (signal?.aborted) return;
-    const listed = await scanDir(dir).catch(() => []);
-    const subdirs: Buffer[] = [];
-    for (const { name, stat } of listed) {
+    for (const { name, stat } of await scanDir(dir).catch(() => [])) {
       if (typeof stat === 'string') continue;
       if (isRegularFile(stat)) bytes += stat.size;
-      else if (isDirectory(stat)) subdirs.push(joinPath(dir, name));
+      else if (isDirectory(stat)) visit(joinPath(dir, name));
     }
     onTotal(bytes);
-    for (const sub of subdirs) await walk(sub);
-  };
-  for (const p of paths) await walk(Buffer.from(path.resolve(p)));
+  }, CONCURRENCY);
+  for (const p of paths) visit(Buffer.from(path.resolve(p)));
+  await finished;
   return bytes;
 }

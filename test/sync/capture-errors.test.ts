@@ -5,6 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { capture } from '../../src/sync/capture.js';
+import { estimateSize } from '../../src/sync/estimate.js';
 import { resolvePath, walkTree } from '../../src/sync/tree-walk.js';
 import { randomStream } from '../kit/random.js';
 import { newRepository } from '../kit/repo.js';
@@ -104,4 +105,16 @@ t.test('with a change journal, unchanged folders are reused unread and still cou
   const quietBefore = await resolvePath(repo, first.snapshot.tree, quiet);
   t.ok(quietNow.subtree!.equals(quietBefore.subtree!), 'the unchanged folder is the same tree');
   t.same([second.snapshot.summary.files, second.snapshot.summary.dirs, second.snapshot.summary.bytes], [3, 4, 4 + 2 + 3], 'counts include the reused folder');
+});
+
+t.test('the size estimate of a first backup counts every file once', async (t) => {
+  const source = path.join(tempDir(t), 'share');
+  await fs.mkdir(path.join(source, 'a', 'b'), { recursive: true });
+  await fs.writeFile(path.join(source, 'one'), Buffer.alloc(1000));
+  await fs.writeFile(path.join(source, 'a', 'two'), Buffer.alloc(20));
+  await fs.writeFile(path.join(source, 'a', 'b', 'three'), Buffer.alloc(3));
+  await fs.symlink('one', path.join(source, 'link'));
+  const seen: number[] = [];
+  t.equal(await estimateSize([source], (b) => seen.push(b)), 1023);
+  t.equal(seen.at(-1), 1023, 'the last report is the total');
 });

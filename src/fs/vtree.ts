@@ -10,7 +10,7 @@
  *   /history/<path>/…                    every distinct version of a file or folder at <path>
  */
 import { createHash } from 'node:crypto';
-import { modeBitsOf, type Entry } from '../store/format/tree.js';
+import { modeBitsOf, rootEntry, type Entry } from '../store/format/tree.js';
 import type { BlobReader, SnapshotRef, TreeReader } from '../store/roles.js';
 import { Errno, FsError } from './errno.js';
 import { shownName } from './names.js';
@@ -277,7 +277,7 @@ export class SnapshotView {
 
   /** The entry at `parts` in a snapshot (the root itself for no parts), or undefined. */
   private async resolveIn(ref: SnapshotRef, parts: string[]): Promise<Entry | undefined> {
-    let entry: Entry | undefined = snapshotRoot(ref);
+    let entry: Entry | undefined = rootEntry(ref.snapshot.tree);
     for (const part of parts) {
       if (entry?.type !== 'dir') return undefined;
       entry = (await this.tree(entry.subtree!)).get(part);
@@ -384,15 +384,6 @@ export class SnapshotView {
     if (node.entry.type !== 'file') throw new FsError(Errno.EINVAL, `${path} is not a regular file`);
     return new OpenFile(node.entry, path, this.source, this.chunks);
   }
-}
-
-/** A snapshot's root as a folder entry. */
-function snapshotRoot(ref: SnapshotRef): Entry {
-  const t = Math.floor(Date.parse(ref.snapshot.time) / 1000);
-  return {
-    name: Buffer.from('/'), type: 'dir', mode: 0o555, uid: 0, gid: 0, size: 0, mtime: [t, 0], atime: [t, 0], ctime: [t, 0],
-    inode: 0, device: 0, links: 2, subtree: ref.snapshot.tree,
-  };
 }
 
 /** Two versions are the same when their content and metadata are. */

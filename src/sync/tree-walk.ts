@@ -3,18 +3,10 @@
  * bytes, compare two trees. Used by restore, ls, dump, diff (and the mount).
  */
 import { errors } from '../store/errors.js';
-import type { Entry } from '../store/format/tree.js';
+import { rootEntry, type Entry } from '../store/format/tree.js';
 import type { BlobReader, TreeReader } from '../store/roles.js';
 
 export type Reader = TreeReader & BlobReader;
-
-/** The root of a snapshot as a directory entry. */
-export function rootEntry(tree: Buffer): Entry {
-  return {
-    name: Buffer.from('/'), type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: [0, 0], atime: [0, 0], ctime: [0, 0],
-    inode: 0, device: 0, links: 1, subtree: tree,
-  };
-}
 
 /** Splits "/srv/share/a" into byte-string components; ".." is refused. */
 export function splitPath(p: string | Buffer): Buffer[] {

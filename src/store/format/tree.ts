@@ -70,6 +70,14 @@ export interface Tally {
 const VERSION = 1;
 const MAX_NAME_BYTES = 255;
 
+/** The root of a snapshot (tree id `tree`) as a directory entry: where walks and lookups start. */
+export function rootEntry(tree: Buffer): Entry {
+  return {
+    name: Buffer.from('/'), type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: [0, 0], atime: [0, 0], ctime: [0, 0],
+    inode: 0, device: 0, links: 1, subtree: tree,
+  };
+}
+
 /** Why `name` is not a safe single path component, or undefined when it is. */
 export function nameProblem(name: Uint8Array): string | undefined {
   if (name.length === 0) return 'an empty name';

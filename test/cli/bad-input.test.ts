@@ -10,19 +10,12 @@ import { strata, strataAsync, testEnv } from '../kit/cli.js';
 import { largestPack, packBytes, packFiles } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
 import { canMount, tempDir } from '../kit/tmp.js';
+import { until } from '../kit/wait.js';
 
 function setup(t: Parameters<typeof tempDir>[0]) {
   const dir = tempDir(t);
   const env = { STRATA_REPOSITORY: path.join(dir, 'repo'), STRATA_PASSWORD: 'pw', STRATA_CACHE_DIR: path.join(dir, 'cache') };
   return { dir, env, source: path.join(dir, 'share'), repo: path.join(dir, 'repo') };
-}
-
-async function waitFor(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 t.test('wrong password, not a repository, second init, missing password', async (t) => {
@@ -155,7 +148,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
     for (let i = 0; i < 8; i++) await fs.writeFile(path.join(source, `big-${i}.bin`), randomStream(10 + i, size));
 
     const run = strataAsync(['backup', source], env);
-    await waitFor(async () => (await packBytes(repo)) > 40 * 1024 * 1024);
+    t.ok(await until(async () => (await packBytes(repo)) > 40 * 1024 * 1024, 20_000, 20), 'the backup is under way');
     run.child.kill(signal);
     const result = await run.done;
     if (signal === 'SIGKILL') t.equal(result.signal, 'SIGKILL');

@@ -8,6 +8,7 @@ import { isMounted } from '../kit/mount.js';
 import { packBytes } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
 import { canMount, tempDir } from '../kit/tmp.js';
+import { until } from '../kit/wait.js';
 
 async function setup(t: Parameters<typeof tempDir>[0], extra: Record<string, unknown> = {}) {
   const dir = tempDir(t);
@@ -20,15 +21,6 @@ async function setup(t: Parameters<typeof tempDir>[0], extra: Record<string, unk
 }
 
 const snapshots = (env: Record<string, string>) => JSON.parse(strata(['snapshots', '--json'], env).stdout || '[]') as { id: string }[];
-
-async function until(cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
 
 t.test('a config with an unknown key or a wrong type is refused, naming the key', async (t) => {
   const { configFile, env } = await setup(t, { minIntervalSecond: 3 });

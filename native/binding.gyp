@@ -5,6 +5,13 @@
       "sources": ["strata_native.c"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-std=c11"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
+    },
+    {
+      "target_name": "strata_fuse",
+      "sources": ["fuse_table.c", "fuse_ops.c", "fuse_session.c", "fuse_napi.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11", "<!@(pkg-config --cflags fuse3)"],
+      "libraries": ["<!@(pkg-config --libs fuse3)"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
     }
   ]
 }

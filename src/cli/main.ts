@@ -293,10 +293,15 @@ program.command('mount')
       throw e;
     });
     out.info(`mounted ${repo.backend.location} at ${path.resolve(mountpoint)}; Ctrl-C (SIGINT) or SIGTERM unmounts`);
-    await untilStopped();
-    await mounted.unmount();
+    // kill -USR2 <pid>: counters of FUSE calls, and of those that reached JS, on stderr.
+    const printStats = (): void => { process.stderr.write(`fuse stats: ${JSON.stringify(mounted.stats() ?? {})}\n`); };
+    process.on('SIGUSR2', printStats);
+    const outside = await Promise.race([untilStopped().then(() => false), mounted.closed.then(() => true)]);
+    if (!outside) await mounted.unmount();
     await repo.close();
-    out.info('unmounted');
+    out.info(outside ? 'unmounted from outside' : 'unmounted');
+    // Something still inside the detached mount keeps the session open: exiting closes it.
+    if (mounted.stats()) process.exit(0);
   }));
 
 program.command('serve')

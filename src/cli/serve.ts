@@ -53,6 +53,7 @@ export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Out
   const repo = await Repository.open(backend, { password: pw, cacheDir, onWarning: (m) => log.warn({}, m) });
   let mounted: Mounted | undefined;
   let reader: Repository | undefined;
+  let stopping = false;
   const service = await CaptureService.start(repo, config, log, statusFileOf(config, opts));
   try {
     if (config.mount) {
@@ -62,14 +63,18 @@ export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Out
         onError: (p, m) => log.error({ path: p }, m),
       });
       log.info({ mount: config.mount }, 'every version is browsable here');
+      void mounted.closed.then(() => { if (!stopping) log.warn({ mount: config.mount }, 'the mount was unmounted from outside; capture goes on'); });
     }
     out.info(`strata serve: ${config.sources.length} source(s) into ${backend.location}; Ctrl-C or SIGTERM stops`);
     await untilStopped();
+    stopping = true;
     log.info({}, 'stopping');
   } finally {
     await service.stop();
     await mounted?.unmount().catch(() => {});
     await reader?.close();
     await repo.close();
+    // Something still inside the detached mount keeps the session open: exiting closes it.
+    if (mounted?.stats()) process.exit(process.exitCode ?? 0);
   }
 }

@@ -1,9 +1,9 @@
-/** The one table from failures to errno codes for the FUSE adapter. */
+/** The one table from failures to errno codes for the FUSE adapter (positive, as C replies them). */
 import { isStrataError, type ErrorCode } from '../store/errors.js';
 
 export const Errno = {
-  EPERM: -1, ENOENT: -2, EIO: -5, EACCES: -13, ENOTDIR: -20, EISDIR: -21, EINVAL: -22, EROFS: -30, ERANGE: -34,
-  ENODATA: -61, ENOTSUP: -95,
+  EPERM: 1, ENOENT: 2, EIO: 5, EACCES: 13, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EROFS: 30, ERANGE: 34,
+  ENODATA: 61, ENOTSUP: 95,
 } as const;
 
 /** A failure the virtual tree reports on purpose (not found, not a folder, …). */

@@ -1,39 +1,38 @@
 /**
- * The thin FUSE adapter: maps fuse-native calls onto the SnapshotView and
- * failures onto errno (errno.ts). Everything is read-only: every call that
- * would change something answers EROFS.
+ * The thin adapter between the SnapshotView and the C binding (fuse-binding.ts):
+ * it answers the binding's jobs (a folder to list, file data to read) from the
+ * view, tells the binding when the snapshot list changes, and maps failures onto
+ * errno (errno.ts). Everything else, every metadata call included, C answers
+ * from its own table without coming here.
  */
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import { createRequire } from 'node:module';
 import { errors } from '../store/errors.js';
-import { Errno, errnoOf, FsError } from './errno.js';
-import type { OpenFile, SnapshotView } from './vtree.js';
-
-const require = createRequire(import.meta.url);
-
-type Callback = (code: number, ...values: unknown[]) => void;
-
-interface FuseInstance {
-  mount(cb: (err?: Error) => void): void;
-  unmount(cb: (err?: Error) => void): void;
-  _fuseOptions(): string;
-}
+import { decodeDirRef, decodeFileRef, encodeBatch } from './batch.js';
+import { Errno, errnoOf } from './errno.js';
+import { fuseBinding, JOB_CLOSED, JOB_LOAD, JOB_READ, type FuseStats, type Session } from './fuse-binding.js';
+import type { SnapshotView } from './vtree.js';
 
 export interface MountOptions {
   /** Let other users (and Samba) in; the kernel then enforces the stored modes and owners. */
   allowOther?: boolean;
-  /** Seconds the kernel may keep names and attributes (new snapshots show up after at most this). */
-  cacheSeconds?: number;
-  /** Told about every failed read, with the path and the reason (damaged chunk, missing pack…). */
+  /** How often the snapshot list is read again, so that new snapshots show up (ms). */
+  refreshMs?: number;
+  /** Told about every failed listing or read, with the path and the reason (damaged chunk, missing pack…). */
   onError?: (path: string, message: string) => void;
 }
 
 export interface Mounted {
+  /** Unmounts; resolves once the session has ended (or, if something still uses the mount, soon after it is detached). */
   unmount(): Promise<void>;
+  /** Resolves when the session ends, however it ends (our unmount, `fusermount -u` or `umount` from outside). */
+  readonly closed: Promise<void>;
+  /** Counters of FUSE calls and of those that reached JS (undefined once closed). */
+  stats(): FuseStats | undefined;
 }
 
-const O_ACCMODE = 3;
+/** How long an unmount waits for the kernel to let go before the caller moves on (the process exiting closes the rest). */
+const UNMOUNT_WAIT_MS = 2000;
 
 /** Checks the mount point and recovers one left stale by a crashed mount. */
 async function prepareMountpoint(mountpoint: string): Promise<void> {
@@ -48,7 +47,7 @@ async function prepareMountpoint(mountpoint: string): Promise<void> {
       try {
         execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
       } catch {
-        throw errors.usage(`${mountpoint} is left over from a mount that crashed: run \`fusermount -u ${mountpoint}\` (or \`umount -l ${mountpoint}\` as root)`);
+        throw errors.usage(`${mountpoint} is left over from a mount that crashed: run \`fusermount3 -u ${mountpoint}\` (or \`umount -l ${mountpoint}\` as root)`);
       }
       return;
     }
@@ -64,67 +63,76 @@ async function prepareMountpoint(mountpoint: string): Promise<void> {
 
 export async function mountView(view: SnapshotView, mountpoint: string, opts: MountOptions = {}): Promise<Mounted> {
   await prepareMountpoint(mountpoint);
-  const Fuse = require('fuse-native');
-  const files = new Map<number, OpenFile>();
-  let nextFd = 10;
-  const report = (path: string, e: unknown): number => {
+  const fuse = fuseBinding();
+  await view.refresh();
+  let session: Session | undefined;
+  let onClosed!: () => void;
+  const closed = new Promise<void>((resolve) => { onClosed = resolve; });
+
+  const fail = (nodeid: number, e: unknown): number => {
     const errno = errnoOf(e);
-    if (errno === Errno.EIO) opts.onError?.(path, (e as Error).message);
+    if (errno === Errno.EIO && session) opts.onError?.(fuse.pathOf(session, nodeid)?.toString() ?? '?', (e as Error).message);
     return errno;
   };
-  /** Runs a view call and answers FUSE with its result or the errno of its failure. */
-  const answer = <T>(path: string, cb: Callback, work: () => Promise<T>, ok: (v: T) => unknown[] = (v) => [v]): void => {
-    work().then((v) => cb(0, ...ok(v)), (e) => cb(report(path, e)));
+  const load = async (id: number, ref: Buffer, nodeid: number): Promise<void> => {
+    const dir = decodeDirRef(ref);
+    let batch: Buffer;
+    try {
+      batch = encodeBatch(await view.list(dir), dir);
+    } catch (e) {
+      if (session) fuse.loadFailed(session, id, fail(nodeid, e));
+      return;
+    }
+    try {
+      fuse.loadDone(session!, id, batch);
+    } catch (e) {
+      fail(nodeid, e); // a listing C refused: logged; the waiting calls got EIO
+    }
   };
-  const readOnly = (...args: unknown[]): void => (args.at(-1) as Callback)(Errno.EROFS);
+  const read = async (id: number, ref: Buffer, index: number, offset: number, size: number, nodeid: number): Promise<void> => {
+    try {
+      const file = await view.openFile(decodeFileRef(ref, index));
+      const data = await file.read(offset, size);
+      if (session) fuse.readDone(session, id, data);
+    } catch (e) {
+      if (session) fuse.readFailed(session, id, fail(nodeid, e));
+    }
+  };
+  const setNamespaces = async (): Promise<void> => {
+    const namespaces = await view.xattrNamespaces();
+    if (session) fuse.setNamespaces(session, !namespaces || namespaces.has('security'), !namespaces || namespaces.has('system'));
+  };
 
-  const ops = {
-    getattr: (path: string, cb: Callback) => answer(path, cb, () => view.getattr(path)),
-    readdir: (path: string, cb: Callback) => answer(path, cb, () => view.readdir(path)),
-    readlink: (path: string, cb: Callback) => answer(path, cb, () => view.readlink(path)),
-    open: (path: string, flags: number, cb: Callback) => {
-      if ((flags & O_ACCMODE) !== 0) return cb(Errno.EROFS);
-      answer(path, cb, () => view.openFile(path), (file) => {
-        const fd = nextFd++;
-        files.set(fd, file);
-        return [fd];
+  try {
+    session = fuse.mount(mountpoint, encodeBatch([view.rootEntry()], undefined), { allowOther: !!opts.allowOther },
+      (kind, id, ref, index, offset, size, nodeid) => {
+        if (kind === JOB_LOAD) void load(id, ref, nodeid);
+        else if (kind === JOB_READ) void read(id, ref, index, offset, size, nodeid);
+        else if (kind === JOB_CLOSED) {
+          session = undefined;
+          onClosed();
+        }
       });
-    },
-    read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
-      const file = files.get(fd);
-      if (!file) return cb(Errno.EIO);
-      file.read(buf, len, pos).then(cb, (e) => cb(report(path, e)));
-    },
-    release: (_path: string, fd: number, cb: Callback) => {
-      files.delete(fd);
-      cb(0);
-    },
-    listxattr: (path: string, cb: Callback) => answer(path, cb, () => view.xattrs(path), (x) => [x.map(([name]) => name)]),
-    getxattr: (path: string, name: string, _position: number, cb: Callback) => answer(path, cb, async () => {
-      const found = (await view.xattrs(path)).find(([n]) => n === name);
-      if (!found) throw new FsError(Errno.ENODATA, `${path} has no attribute ${name}`);
-      return found[1];
-    }),
-    statfs: (_path: string, cb: Callback) => cb(0, {
-      bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0x5354, flag: 1, namemax: 255,
-    }),
-    create: readOnly, write: readOnly, truncate: readOnly, ftruncate: readOnly, unlink: readOnly, rename: readOnly,
-    link: readOnly, symlink: readOnly, mkdir: readOnly, rmdir: readOnly, chmod: readOnly, chown: readOnly,
-    utimens: readOnly, setxattr: readOnly, removexattr: readOnly, mknod: readOnly,
-  };
-  const cache = opts.cacheSeconds ?? 2;
-  const fuse: FuseInstance = new Fuse(mountpoint, ops, {
-    fsname: 'strata', subtype: 'strata', kernelCache: true, entryTimeout: cache, attrTimeout: cache,
-    allowOther: !!opts.allowOther, defaultPermissions: !!opts.allowOther, timeout: false,
+  } catch (e) {
+    throw errors.usage(`cannot mount at ${mountpoint}: ${(e as Error).message}`);
+  }
+  await setNamespaces();
+  view.onSnapshotsChanged(() => {
+    if (!session) return;
+    fuse.invalidate(session);
+    void setNamespaces();
   });
-  // fuse-native has no switch for these: stored inode numbers, and a read-only mount.
-  const options = fuse._fuseOptions.bind(fuse);
-  fuse._fuseOptions = () => {
-    const base = options();
-    return base ? `${base},use_ino,ro` : '-ouse_ino,ro';
-  };
-  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(errors.usage(`cannot mount at ${mountpoint}: ${err.message}`)) : resolve())));
+  // New snapshots show up without a call reaching JS: the list is read again on a timer.
+  const timer = setInterval(() => { void view.refresh().catch(() => {}); }, opts.refreshMs ?? 2000);
+  timer.unref();
+  void closed.then(() => clearInterval(timer));
+
   return {
-    unmount: () => new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve()))),
+    closed,
+    stats: () => (session ? fuse.stats(session) : undefined),
+    async unmount() {
+      if (session) fuse.unmount(session);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, UNMOUNT_WAIT_MS).unref())]);
+    },
   };
 }

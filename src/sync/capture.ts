@@ -107,6 +107,7 @@ export async function capture(repo: CaptureRepo, opts: CaptureOptions): Promise<
     tree: root,
     summary: { ...summary, seconds: (Date.now() - started) / 1000 },
   };
+  if (walker.xattrNamespaces) snapshot.xattrNamespaces = [...walker.xattrNamespaces].sort();
   return { id: await repo.saveSnapshot(snapshot), snapshot };
 }
 
@@ -128,8 +129,10 @@ class Walker {
   private readonly windows: Buffer[] = [];
   private readonly smallBuffers: Buffer[] = [];
   /** Chunk ids of hard-linked files already read in this snapshot, by device:inode. */
-  private readonly hardLinks = new Map<string, { chunks: Buffer[]; sparse?: boolean }>();
+  private readonly hardLinks = new Map<string, Pick<Entry, 'chunks' | 'sparse' | 'extents'>>();
   private rootDevice = 0;
+  /** Namespaces of every xattr captured; undefined once a reused subtree's cannot be known. */
+  xattrNamespaces: Set<string> | undefined = new Set();
 
   constructor(private readonly repo: CaptureRepo, private readonly opts: CaptureOptions, private readonly summary: Counters) {
     this.cut = makeCutter(opts.chunker);
@@ -171,6 +174,7 @@ class Walker {
             continue;
           }
           entry.xattrs = readXattrs(Buffer.from(childPath));
+          this.noteXattrs(entry);
           entry.atime = entry.mtime;
           [entry.subtree, entry.tally] = await build(child, childPath, previous?.type === 'dir' ? previous.subtree : undefined);
           entries.push(entry);
@@ -204,6 +208,17 @@ class Walker {
       }
     }
     return [id, tally];
+  }
+
+  private noteXattrs(entry: Entry): void {
+    for (const [name] of entry.xattrs ?? []) this.xattrNamespaces?.add(name.slice(0, Math.max(0, name.indexOf('.'))) || name);
+  }
+
+  /** A subtree reused unread holds what the parent snapshot's namespaces say (unknown if it does not say). */
+  private reuseNamespaces(): void {
+    const parent = this.opts.parent?.snapshot.xattrNamespaces;
+    if (!parent) this.xattrNamespaces = undefined;
+    else for (const ns of parent) this.xattrNamespaces?.add(ns);
   }
 
   private async parentIndex(tree: Buffer | undefined): Promise<ParentIndex> {
@@ -249,6 +264,7 @@ class Walker {
       this.error(displayPath(p), `extended attributes: ${(e as Error).message}`);
     }
     if (entry.xattrs?.length === 0) delete entry.xattrs;
+    this.noteXattrs(entry);
     switch (entry.type) {
       case 'dir': {
         // Listing a folder updates its access time, so a recorded one would change every
@@ -258,6 +274,7 @@ class Walker {
         if (previous?.type === 'dir' && previous.tally && this.opts.isUnchanged?.(displayPath(p))) {
           entry.subtree = previous.subtree;
           entry.tally = previous.tally;
+          this.reuseNamespaces();
           this.summary.files += previous.tally.files;
           this.summary.dirs += previous.tally.dirs;
           this.summary.others += previous.tally.others;
@@ -346,16 +363,14 @@ class Walker {
     this.summary.files++;
     this.summary.bytes += listedSize;
     if (this.unchanged(st, previous) && previous.chunks.every((id) => this.repo.hasBlob(id))) {
-      entry.chunks = previous.chunks;
-      if (previous.sparse) entry.sparse = true;
+      copyContent(previous, entry);
       this.progress(p);
       return true;
     }
     const linkKey = entry.links > 1 ? `${entry.device}:${entry.inode}` : undefined;
     const linked = linkKey ? this.hardLinks.get(linkKey) : undefined;
     if (linked) {
-      entry.chunks = linked.chunks;
-      if (linked.sparse) entry.sparse = true;
+      copyContent(linked, entry);
       return true;
     }
     for (let attempt = 1; ; attempt++) {
@@ -371,7 +386,10 @@ class Walker {
         return false;
       }
       entry.chunks = result.chunks;
-      if (result.sparse) entry.sparse = true;
+      if (result.extents) {
+        entry.sparse = true;
+        entry.extents = result.extents;
+      }
       if (!result.changed) break;
       if (attempt === READ_ATTEMPTS) {
         entry.inconsistent = true;
@@ -380,7 +398,7 @@ class Walker {
       }
     }
     this.summary.bytes += entry.size - listedSize; // it may have changed since it was listed
-    if (linkKey) this.hardLinks.set(linkKey, { chunks: entry.chunks!, sparse: entry.sparse });
+    if (linkKey) this.hardLinks.set(linkKey, { chunks: entry.chunks, sparse: entry.sparse, extents: entry.extents });
     this.summary.filesRead++;
     this.progress(p);
     return true;
@@ -403,7 +421,7 @@ class Walker {
       this.takeStat(entry, before);
       if (data.length > WHOLE_FILE_LIMIT) return this.readLargeFile(p, entry); // it grew past the limit
       const chunks = data.length ? [await this.storeChunk(data)] : [];
-      return { chunks, changed: !sameContentStat(before, after) || data.length !== before.size, sparse: false };
+      return { chunks, changed: !sameContentStat(before, after) || data.length !== before.size };
     } finally {
       this.smallBuffers.push(buffer);
     }
@@ -423,11 +441,11 @@ class Walker {
       if (!isRegularFile(before)) throw new Error('is no longer a regular file');
       this.takeStat(entry, before);
       const size = before.size;
-      const sparse = before.blocks * 512 < size && size > 0;
-      const source = new FileSource(handle, size, sparse ? dataRanges(handle.fd, size) : undefined);
+      const extents = before.blocks * 512 < size && size > 0 ? dataRanges(handle.fd, size) : undefined;
+      const source = new FileSource(handle, size, extents);
       const chunks = await this.chunkStream(source);
       const after = statFromNode(await handle.stat({ bigint: true }));
-      return { chunks, changed: !sameContentStat(before, after) || source.bytesSeen !== size, sparse };
+      return { chunks, changed: !sameContentStat(before, after) || source.bytesSeen !== size, extents };
     } finally {
       await handle.close();
     }
@@ -480,7 +498,15 @@ class Walker {
 interface ReadResult {
   chunks: Buffer[];
   changed: boolean;
-  sparse: boolean;
+  /** A sparse file's data ranges. */
+  extents?: [number, number][];
+}
+
+/** The content of a file read before (unchanged, or another name of a hard link). */
+function copyContent(from: Pick<Entry, 'chunks' | 'sparse' | 'extents'>, to: Entry): void {
+  to.chunks = from.chunks;
+  if (from.sparse) to.sparse = true;
+  if (from.extents) to.extents = from.extents;
 }
 
 async function openForReading(p: Buffer): Promise<fs.FileHandle> {

@@ -113,9 +113,9 @@ export function entryFromStat(name: Buffer, st: FileStat): Entry | undefined {
   if (!type) return undefined;
   const entry: Entry = {
     name, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, user: users.get(st.uid), group: groups.get(st.gid),
-    size: type === 'file' || type === 'symlink' ? st.size : 0,
+    size: type === 'file' || type === 'symlink' || type === 'dir' ? st.size : 0,
     mtime: st.mtime, atime: st.atime, ctime: st.ctime,
-    inode: st.ino, device: st.dev, links: st.nlink,
+    inode: st.ino, device: st.dev, links: st.nlink, blocks: st.blocks,
   };
   if (entry.user === undefined) delete entry.user;
   if (entry.group === undefined) delete entry.group;

@@ -9,7 +9,8 @@ import t from 'tap';
 import { strata, strataAsync, testEnv } from '../kit/cli.js';
 import { largestPack, packBytes, packFiles } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
-import { canMount, tempDir } from '../kit/tmp.js';
+import { tempDir } from '../kit/tmp.js';
+import { mountSkip } from '../kit/real.js';
 import { until } from '../kit/wait.js';
 
 function setup(t: Parameters<typeof tempDir>[0]) {
@@ -117,7 +118,7 @@ t.test('a deleted index is rebuilt; repair index rebuilds it on demand', async (
   t.equal(strata(['restore', 'latest', '--target', target], env).code, 0);
 });
 
-t.test('a full repository disk: clear error, nothing earlier lost', { skip: canMount() ? false : 'mounting is not permitted here (needs root)' }, async (t) => {
+t.test('a full repository disk: clear error, nothing earlier lost', { skip: mountSkip() }, async (t) => {
   const { env, dir, source, repo } = setup(t);
   await fs.mkdir(repo);
   t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', repo]).status, 0, 'a 6 MiB repository disk');

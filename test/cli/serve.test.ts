@@ -7,7 +7,8 @@ import { strata, strataAsync } from '../kit/cli.js';
 import { isMounted } from '../kit/mount.js';
 import { packBytes } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
-import { canMount, tempDir } from '../kit/tmp.js';
+import { tempDir } from '../kit/tmp.js';
+import { mountSkip } from '../kit/real.js';
 import { until } from '../kit/wait.js';
 
 async function setup(t: Parameters<typeof tempDir>[0], extra: Record<string, unknown> = {}) {
@@ -31,7 +32,7 @@ t.test('a config with an unknown key or a wrong type is refused, naming the key'
   t.match(strata(['serve', '--config', configFile], env).stderr, /repository: .*expected string/);
 });
 
-t.test('with a mount in the config, an edit shows up as a new version in the mount', { skip: canMount() ? false : 'mounting is not permitted here' }, async (t) => {
+t.test('with a mount in the config, an edit shows up as a new version in the mount', { skip: mountSkip() }, async (t) => {
   const { dir, source, env } = await setup(t);
   const mnt = path.join(dir, 'mnt');
   const configFile = path.join(dir, 'with-mount.json');

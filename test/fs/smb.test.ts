@@ -8,9 +8,10 @@ import { strata } from '../kit/cli.js';
 import { mountRepository } from '../kit/mount.js';
 import { Random } from '../kit/random.js';
 import { hasSamba, startSamba } from '../kit/samba.js';
-import { canMount, tempDir } from '../kit/tmp.js';
+import { tempDir } from '../kit/tmp.js';
+import { mountSkip, skipUnlessReal } from '../kit/real.js';
 
-const skip = !canMount() ? 'mounting is not permitted here' : !hasSamba() ? 'smbd/smbclient are not installed (scripts/setup.sh installs them)' : false;
+const skip = mountSkip() || skipUnlessReal(hasSamba() ? false : 'smbd/smbclient are not installed (scripts/setup.sh installs them)');
 
 /** The share blocks of `strata smb-config` as lines, for our test smb.conf. */
 function shareLines(text: string, name: string): string[] {

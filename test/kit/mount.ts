@@ -2,8 +2,10 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { FuseStats } from '../../src/fs/fuse-binding.js';
 import { strataAsync } from './cli.js';
 import { tempDir } from './tmp.js';
+import { until } from './wait.js';
 
 export const isMounted = (mountpoint: string): boolean =>
   readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mountpoint);
@@ -20,10 +22,17 @@ export async function mountRepository(t: Parameters<typeof tempDir>[0], env: Rec
     if (isMounted(mountpoint)) spawnSync('umount', ['-l', mountpoint]);
     run.child.kill('SIGKILL');
   });
-  const deadline = Date.now() + 20_000;
-  while (!isMounted(mountpoint)) {
-    if (run.child.exitCode !== null || Date.now() > deadline) throw new Error(`mount did not come up: ${run.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
+  if (!(await until(() => isMounted(mountpoint) || run.child.exitCode !== null)) || !isMounted(mountpoint)) {
+    throw new Error(`mount did not come up: ${run.output()}`);
   }
-  return { mountpoint, run };
+  return {
+    mountpoint, run,
+    /** The mount's counters of FUSE calls and of those that reached JS (asked for with SIGUSR2). */
+    async stats(): Promise<FuseStats> {
+      const seen = run.output().split('fuse stats: ').length;
+      run.child.kill('SIGUSR2');
+      if (!(await until(() => run.output().split('fuse stats: ').length > seen && run.output().endsWith('\n')))) throw new Error('no stats');
+      return JSON.parse(run.output().split('fuse stats: ').at(-1)!.split('\n')[0]) as FuseStats;
+    },
+  };
 }

@@ -48,3 +48,14 @@ t.test('damaged or malformed records are CORRUPT, naming the record', async (t) 
   t.same(decodeTrailer(trailer, 'trailer')[0].rawLength, 20);
   t.throws(() => decodeTrailer(encode({ v: 1, blobs: [[0, Buffer.alloc(3), 0, 1, 1, false]] }), 'trailer of pack P'), { code: 'CORRUPT', message: /pack P/ });
 });
+
+t.test('allocation and the data ranges of sparse files round-trip; bad ranges are CORRUPT', async (t) => {
+  const sparse = file('disk.img', { size: 1 << 30, blocks: 24, sparse: true, extents: [[4096, 8192], [1 << 20, (1 << 20) + 4096]] });
+  t.same(decodeTree(encodeTree([sparse]), 'tree')[0], sparse);
+  t.equal(new BlobHasher(Buffer.alloc(32, 9)).id(encodeTree(sample())).toString('hex'), 'c5381b5fbb7bafedb73d503c34fc941c53b5af2f601bf467ebd71785439b470b',
+    'entries without them encode as before');
+  for (const extents of [[10, 5], [0, 10, 5, 20], [0, 10, 20], [-1, 4]]) {
+    const wire = encode({ v: 1, entries: [{ ...file('x'), extents }] });
+    t.throws(() => decodeTree(wire, 'tree E'), { code: 'CORRUPT', message: /tree E.*extents/ }, JSON.stringify(extents));
+  }
+});

@@ -9,7 +9,8 @@ import { estimateSize } from '../../src/sync/estimate.js';
 import { resolvePath, walkTree } from '../../src/sync/tree-walk.js';
 import { randomStream } from '../kit/random.js';
 import { newRepository } from '../kit/repo.js';
-import { canMount, tempDir } from '../kit/tmp.js';
+import { tempDir } from '../kit/tmp.js';
+import { mountSkip } from '../kit/real.js';
 
 t.test('files that vanish between listing and reading are reported, the rest is saved', async (t) => {
   const source = path.join(tempDir(t), 'share');
@@ -66,7 +67,7 @@ t.test('excludes by name and by path', async (t) => {
   t.same(saved, ['keep', 'keep/a.txt']);
 });
 
-t.test('one-file-system keeps a mount point but not what is mounted on it', { skip: canMount() ? false : 'mounting is not permitted here (needs root)' }, async (t) => {
+t.test('one-file-system keeps a mount point but not what is mounted on it', { skip: mountSkip() }, async (t) => {
   const source = path.join(tempDir(t), 'share');
   await fs.mkdir(path.join(source, 'mnt'), { recursive: true });
   await fs.writeFile(path.join(source, 'local.txt'), 'local');

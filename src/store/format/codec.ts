@@ -43,6 +43,13 @@ export class Fields {
     return v;
   }
 
+  /** A non-negative integer. */
+  count(field: string): number {
+    const v = this.int(field);
+    if (v < 0) this.fail(field, 'a count');
+    return v;
+  }
+
   number(field: string): number {
     const v = this.record[field];
     if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(field, 'a number');

@@ -151,10 +151,17 @@ export interface Snapshot {
   parent?: string;
   tree: Buffer;
   summary: SnapshotSummary;
+  /**
+   * The xattr namespaces ("user", "security", "system", "trusted", …) anything in the
+   * snapshot holds; absent in snapshots made before it was recorded. The mount answers
+   * "not supported" for a namespace no snapshot holds, which tools remember per mount.
+   */
+  xattrNamespaces?: string[];
 }
 
 export function encodeSnapshot(s: Snapshot): Buffer {
-  return encode({ v: VERSION, ...s, parent: s.parent ?? null });
+  const { xattrNamespaces, ...rest } = s;
+  return encode({ v: VERSION, ...rest, parent: s.parent ?? null, ...(xattrNamespaces ? { xattrNamespaces } : {}) });
 }
 
 export function decodeSnapshot(data: Uint8Array, what: string): Snapshot {
@@ -182,6 +189,7 @@ export function decodeSnapshot(data: Uint8Array, what: string): Snapshot {
       blobsAdded: s.int('blobsAdded'), bytesAdded: s.int('bytesAdded'),
       errors: errorList, seconds: s.number('seconds'),
     },
+    ...(f.has('xattrNamespaces') ? { xattrNamespaces: f.strings('xattrNamespaces') } : {}),
   };
 }
 

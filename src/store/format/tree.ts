@@ -54,8 +54,12 @@ export interface Entry {
   subtree?: Buffer;
   /** What a directory holds, all levels down (lets a capture reuse a subtree and still count it). */
   tally?: Tally;
+  /** Allocated 512-byte blocks (st_blocks) when captured. */
+  blocks?: number;
   /** The file had holes when captured; restore recreates them. */
   sparse?: boolean;
+  /** A sparse file's data: sorted, disjoint [start, end) byte ranges; the rest are holes. */
+  extents?: [number, number][];
   /** The file changed while it was read: its content may be torn. */
   inconsistent?: boolean;
 }
@@ -112,7 +116,9 @@ function entryToWire(e: Entry): Record<string, unknown> {
   if (e.chunks !== undefined) wire.chunks = e.chunks;
   if (e.subtree !== undefined) wire.subtree = e.subtree;
   if (e.tally !== undefined) wire.tally = [e.tally.files, e.tally.dirs, e.tally.others, e.tally.bytes];
+  if (e.blocks !== undefined) wire.blocks = e.blocks;
   if (e.sparse) wire.sparse = true;
+  if (e.extents !== undefined) wire.extents = e.extents.flat();
   if (e.inconsistent) wire.inconsistent = true;
   return wire;
 }
@@ -137,6 +143,22 @@ function timestamp(f: Fields, field: string): Timestamp {
   const v = f.array(field);
   if (v.length !== 2 || !v.every((n) => typeof n === 'number' && Number.isInteger(n))) f.fail(field, 'a timestamp');
   return [v[0] as number, v[1] as number];
+}
+
+/** Extents are stored flat (start, end, start, end…); they must be sorted, disjoint and non-empty. */
+function extentsFrom(f: Fields): [number, number][] {
+  const flat = f.array('extents');
+  const out: [number, number][] = [];
+  let previousEnd = 0;
+  for (let i = 0; i < flat.length; i += 2) {
+    const [start, end] = [flat[i], flat[i + 1]];
+    if (!Number.isInteger(start) || !Number.isInteger(end) || (start as number) < previousEnd || (end as number) <= (start as number)) {
+      f.fail('extents', 'sorted, disjoint byte ranges');
+    }
+    out.push([start as number, end as number]);
+    previousEnd = end as number;
+  }
+  return out;
 }
 
 function entryFromWire(f: Fields): Entry {
@@ -173,7 +195,9 @@ function entryFromWire(f: Fields): Entry {
   if (type === 'file' && !e.chunks) f.fail('chunks', 'present on a file');
   if (type === 'dir' && !e.subtree) f.fail('subtree', 'present on a directory');
   if (type === 'symlink' && !e.target) f.fail('target', 'present on a symlink');
+  if (f.has('blocks')) e.blocks = f.count('blocks');
   if (f.has('sparse')) e.sparse = f.bool('sparse');
+  if (f.has('extents')) e.extents = extentsFrom(f);
   if (f.has('inconsistent')) e.inconsistent = f.bool('inconsistent');
   return e;
 }

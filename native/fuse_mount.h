@@ -28,7 +28,7 @@ typedef struct job {
   uint32_t prefetch; /* JOB_LOAD started ahead of a listing (bounded by MAX_PREFETCH) */
   uint64_t id;
   uint64_t nodeid;
-  fuse_req_t req;  /* JOB_READ: answered by JS */
+  fuse_req_t req;  /* JOB_READ: the request JS answers; NULL for data pushed ahead into the page cache */
   uint64_t offset; /* JOB_READ */
   uint32_t size;   /* JOB_READ */
   uint32_t index;  /* position of the node in its folder's batch */
@@ -36,10 +36,10 @@ typedef struct job {
   uint8_t ref[];   /* copied: the node may change once the lock is dropped */
 } job;
 
-/* Counters of FUSE calls (all answered in C) and of jobs that reached JS. */
+/* Counters of FUSE calls (all answered in C), of jobs that reached JS, and of calls that waited for a folder to load. */
 enum counter {
   C_LOOKUP, C_FORGET, C_GETATTR, C_READLINK, C_OPEN, C_READ, C_OPENDIR, C_READDIR, C_READDIRPLUS,
-  C_STATFS, C_GETXATTR, C_LISTXATTR, C_LSEEK, C_OTHER, C_JS_LOAD, C_JS_READ, C_STORED_BYTES, COUNTERS
+  C_STATFS, C_GETXATTR, C_LISTXATTR, C_LSEEK, C_OTHER, C_JS_LOAD, C_JS_READ, C_WAITED, C_PUSHED, C_STORED_BYTES, COUNTERS
 };
 
 typedef struct notice notice;
@@ -67,7 +67,10 @@ typedef struct strata_mount {
   uint32_t *job_gen;   /* generation per slot (high 32 bits of the id) */
   uint32_t free_slot;  /* head of the free-slot chain, or UINT32_MAX */
   uint32_t *next_slot;
-  uint32_t prefetching;
+  uint32_t prefetching; /* loads in flight that nobody waits for yet */
+  uint64_t *ahead;      /* folders to load ahead of a walk: a stack (fuse_ops.c) */
+  uint32_t ahead_top, ahead_len;
+  uint64_t push_inflight; /* bytes of files being read to push into the page cache */
 
   pthread_t loop_thread, notice_thread;
   pthread_mutex_t notice_lock;
@@ -103,6 +106,6 @@ void session_finish(strata_mount *m);
 void notify_inval_inode(strata_mount *m, uint64_t nodeid);
 void notify_inval_entry(strata_mount *m, uint64_t parent, const uint8_t *name, uint32_t len);
 /* Pushes file data into the kernel's page cache (copied); dropped when too much is queued. */
-void notify_store(strata_mount *m, uint64_t nodeid, uint64_t offset, const uint8_t *data, size_t len);
+void notify_store(strata_mount *m, uint64_t nodeid, uint64_t offset, const struct iovec *iov, int count);
 
 #endif

@@ -165,7 +165,11 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "strata_fuse: out of memory");
     return NULL;
   }
-  ops_jobs_init(&s->m);
+  if (ops_jobs_init(&s->m)) {
+    free(s);
+    napi_throw_error(env, "ENOMEM", "strata_fuse: out of memory");
+    return NULL;
+  }
   s->m.mountpoint = malloc(path_len + 1);
   napi_get_value_string_utf8(env, argv[0], s->m.mountpoint, path_len + 1, &path_len);
   s->m.allow_other = allow_other != 0;
@@ -282,7 +286,8 @@ static napi_value js_store(napi_env env, napi_callback_info info) {
   const uint8_t *data;
   size_t len;
   if (!get_buffer(env, argv[3], &data, &len)) return NULL;
-  notify_store(&s->m, (uint64_t)get_number(env, argv[1]), (uint64_t)get_number(env, argv[2]), data, len);
+  struct iovec iov = { (void *)data, len };
+  notify_store(&s->m, (uint64_t)get_number(env, argv[1]), (uint64_t)get_number(env, argv[2]), &iov, 1);
   return NULL;
 }
 
@@ -315,7 +320,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   if (!s) return NULL;
   static const char *names[COUNTERS] = {
     "lookup", "forget", "getattr", "readlink", "open", "read", "opendir", "readdir", "readdirplus",
-    "statfs", "getxattr", "listxattr", "lseek", "other", "jsLoad", "jsRead", "storedBytes",
+    "statfs", "getxattr", "listxattr", "lseek", "other", "jsLoad", "jsRead", "waited", "pushed", "storedBytes",
   };
   NAPI_OR_RETURN_NULL(napi_create_object(env, &out));
   for (int i = 0; i < COUNTERS; i++) set_number(env, out, names[i], (double)atomic_load(&s->m.counters[i]));

@@ -24,8 +24,10 @@
 
 #define FOREVER 1e9
 #define BRIEF 1.0
-/* Folders loaded ahead of a listing (their subfolders), at most this many at once. */
-#define MAX_PREFETCH 32
+/* Folders loaded ahead of a walk, at most this many at once, from a stack of at most AHEAD_CAP. */
+#define MAX_PREFETCH 16
+#define AHEAD_CAP 16384u
+#define AHEAD_DEEP (1ull << 63)
 
 enum parked_op { P_LOOKUP, P_READDIR, P_READDIRPLUS };
 
@@ -48,7 +50,8 @@ static void count(strata_mount *m, enum counter c) { atomic_fetch_add_explicit(&
 int ops_jobs_init(strata_mount *m) {
   pthread_mutex_init(&m->jobs_lock, NULL);
   m->free_slot = UINT32_MAX;
-  return 0;
+  m->ahead = calloc(AHEAD_CAP, sizeof *m->ahead);
+  return m->ahead ? 0 : ENOMEM;
 }
 
 void ops_jobs_free(strata_mount *m) {
@@ -56,6 +59,7 @@ void ops_jobs_free(strata_mount *m) {
   free(m->jobs);
   free(m->job_gen);
   free(m->next_slot);
+  free(m->ahead);
   pthread_mutex_destroy(&m->jobs_lock);
 }
 
@@ -114,6 +118,7 @@ static job *job_take(strata_mount *m, uint64_t id, uint32_t kind) {
 }
 
 static void fail_parked(strata_mount *m, parked *p, int err);
+static void end_push(strata_mount *m, const job *j);
 
 /* Hands a job to JS; if that cannot happen, fails what waits on it. */
 static void send(strata_mount *m, job *j) {
@@ -172,6 +177,7 @@ static job *park(strata_mount *m, node *dir, int op, fuse_req_t req, size_t size
   if (name) memcpy(p->name, name, name_len + 1);
   p->next = dir->parked;
   table_set_parked(m->table, dir, p);
+  count(m, C_WAITED);
   if (dir->state == DIR_LOADING) return NULL;
   job *j = job_new(m, JOB_LOAD, dir->nodeid, dir->ref, dir->ref_len, dir->index);
   if (j) table_set_loading(m->table, dir);
@@ -179,16 +185,43 @@ static job *park(strata_mount *m, node *dir, int op, fuse_req_t req, size_t size
   return j;
 }
 
-/* Starts loading the unloaded subfolders of `dir` (table lock held); returns the jobs, chained. */
-static job *prefetch(strata_mount *m, node *dir) {
-  job *chain = NULL;
-  uint32_t n = table_child_count(dir);
-  for (uint32_t i = 0; i < n && m->prefetching < MAX_PREFETCH; i++) {
+/*
+ * Folders are loaded ahead of a walk. When a listing reaches a folder, its subfolders go on
+ * a stack of folders to load. Once a walk reaches a folder that was loaded ahead (ls -R, tar,
+ * find, rsync, cp -r: all walk depth first), the whole subtree below follows, depth first, as
+ * each load completes. At most MAX_PREFETCH loads are in flight, the stack forgets its oldest
+ * entries past AHEAD_CAP, and nothing more starts once the table nears its budget.
+ * Table lock held for all of these.
+ */
+
+static void ahead_push(strata_mount *m, uint64_t entry) {
+  m->ahead[m->ahead_top] = entry;
+  m->ahead_top = (m->ahead_top + 1) % AHEAD_CAP;
+  if (m->ahead_len < AHEAD_CAP) m->ahead_len++;
+}
+
+static void push_subfolders(strata_mount *m, node *dir, int deep) {
+  /* Last child first, so that the first is on top: the order a walk takes. */
+  for (uint32_t i = table_child_count(dir); i-- > 0;) {
     node *c = table_child_at(dir, i);
-    if (!node_is_dir(c) || c->state != DIR_UNLOADED || (c->flags & NODE_VOLATILE)) continue;
+    if (node_is_dir(c) && c->state == DIR_UNLOADED && !(c->flags & NODE_VOLATILE)) ahead_push(m, c->nodeid | (deep ? AHEAD_DEEP : 0));
+  }
+}
+
+/* Starts the loads the stack holds, within the bounds; returns the jobs, chained. */
+static job *pump(strata_mount *m) {
+  job *chain = NULL;
+  table_stats t = table_get_stats(m->table);
+  while (m->prefetching < MAX_PREFETCH && m->ahead_len && t.bytes < t.budget / 4 * 3) {
+    m->ahead_top = (m->ahead_top + AHEAD_CAP - 1) % AHEAD_CAP;
+    m->ahead_len--;
+    uint64_t entry = m->ahead[m->ahead_top];
+    node *c = table_get(m->table, entry & ~AHEAD_DEEP);
+    if (!c || c->state != DIR_UNLOADED) continue;
     job *j = job_new(m, JOB_LOAD, c->nodeid, c->ref, c->ref_len, c->index);
     if (!j) break;
     j->prefetch = 1;
+    c->ahead = entry & AHEAD_DEEP ? AHEAD_WALK : AHEAD_ONE;
     table_set_loading(m->table, c);
     m->prefetching++;
     count(m, C_JS_LOAD);
@@ -302,7 +335,12 @@ static void do_readdir(strata_mount *m, fuse_req_t req, fuse_ino_t ino, size_t s
       counted[ncounted++] = c->nodeid;
     }
   }
-  job *ahead = off == 0 ? prefetch(m, dir) : NULL;
+  job *ahead = NULL;
+  if (off == 0) {
+    /* A walk that reaches a folder loaded ahead is a recursive walk: everything below follows. */
+    push_subfolders(m, dir, dir->ahead != 0);
+    ahead = pump(m);
+  }
   table_unlock(m->table);
   send_chain(m, ahead);
   if (fuse_reply_buf(req, buf, pos) != 0 && ncounted) {
@@ -361,8 +399,11 @@ int ops_load_done(strata_mount *m, uint64_t id, const uint8_t *batch, size_t len
   if (dir) {
     err = table_load(m->table, dir, batch, len, problem);
     p = unpark(m, dir);
+    if (!err && dir->ahead == AHEAD_WALK) push_subfolders(m, dir, 1);
   }
+  job *ahead = pump(m);
   table_unlock(m->table);
+  send_chain(m, ahead);
   if (err) fail_parked(m, p, EIO);
   else run_parked(m, j->nodeid, p);
   free(j);
@@ -380,7 +421,9 @@ int ops_load_failed(strata_mount *m, uint64_t id, int err) {
     table_load_failed(m->table, dir);
     p = unpark(m, dir);
   }
+  job *ahead = pump(m);
   table_unlock(m->table);
+  send_chain(m, ahead);
   fail_parked(m, p, err);
   free(j);
   return 0;
@@ -389,7 +432,12 @@ int ops_load_failed(strata_mount *m, uint64_t id, int err) {
 int ops_read_done(strata_mount *m, uint64_t id, const struct iovec *iov, int count_) {
   job *j = job_take(m, id, JOB_READ);
   if (!j) return ENOENT;
-  fuse_reply_iov(j->req, iov, count_);
+  if (j->req) {
+    fuse_reply_iov(j->req, iov, count_);
+  } else {
+    notify_store(m, j->nodeid, j->offset, iov, count_);
+    end_push(m, j);
+  }
   free(j);
   return 0;
 }
@@ -397,7 +445,8 @@ int ops_read_done(strata_mount *m, uint64_t id, const struct iovec *iov, int cou
 int ops_read_failed(strata_mount *m, uint64_t id, int err) {
   job *j = job_take(m, id, JOB_READ);
   if (!j) return ENOENT;
-  fuse_reply_err(j->req, err);
+  if (j->req) fuse_reply_err(j->req, err);
+  else end_push(m, j);
   free(j);
   return 0;
 }
@@ -542,6 +591,49 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   fuse_reply_open(req, fi);
 }
 
+/*
+ * Files are pushed into the page cache ahead of a reader that goes through a folder file by
+ * file (tar, cp -r, rsync, Samba): reads of them then never reach us. A read at offset 0 of a
+ * file we did not push is the sign: the files after it in the folder are read (by JS, as for
+ * any read; JOB_READ without a request) and stored, PUSH_FILES of them, none larger than
+ * PUSH_FILE_MAX, with at most PUSH_BYTES in flight. Nothing is pushed twice. Large files are
+ * left to the kernel's own readahead. Table lock held.
+ */
+#define PUSH_FILES 128
+#define PUSH_FILE_MAX (4u << 20)
+#define PUSH_BYTES (16u << 20)
+
+static job *push_ahead(strata_mount *m, node *n) {
+  job *chain = NULL;
+  n->pushed = 1;
+  node *dir = n->parent;
+  if (!n->attached || !dir || !dir->dir) return NULL;
+  uint32_t count_ = table_child_count(dir), pushed = 0;
+  for (uint32_t i = n->index + 1; i < count_ && pushed < PUSH_FILES; i++) {
+    node *c = table_child_at(dir, i);
+    if (!node_is_file(c) || c->pushed || c->attr.size == 0 || c->attr.size > PUSH_FILE_MAX) continue;
+    if (m->push_inflight + c->attr.size > PUSH_BYTES) break;
+    uint32_t len, index;
+    const uint8_t *ref = table_read_ref(c, &len, &index);
+    job *j = job_new(m, JOB_READ, c->nodeid, ref, len, index);
+    if (!j) break;
+    j->size = (uint32_t)c->attr.size;
+    c->pushed = 1;
+    m->push_inflight += c->attr.size;
+    pushed++;
+    count(m, C_PUSHED);
+    j->next_free = chain;
+    chain = j;
+  }
+  return chain;
+}
+
+static void end_push(strata_mount *m, const job *j) {
+  table_lock(m->table);
+  m->push_inflight -= j->size;
+  table_unlock(m->table);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   (void)fi;
   strata_mount *m = M(req);
@@ -549,7 +641,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
   table_lock(m->table);
   node *n = table_get(m->table, ino);
   int err = !n ? ESTALE : !node_is_file(n) ? EISDIR : 0;
-  job *j = NULL;
+  job *j = NULL, *ahead = NULL;
   int empty = 0;
   if (!err && (uint64_t)off >= n->attr.size) {
     empty = 1;
@@ -563,6 +655,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
       j->offset = (uint64_t)off;
       uint64_t left = n->attr.size - (uint64_t)off;
       j->size = (uint32_t)(size < left ? size : left);
+      if (off == 0) ahead = push_ahead(m, n);
     }
   }
   table_unlock(m->table);
@@ -571,6 +664,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
   else {
     count(m, C_JS_READ);
     send(m, j);
+    send_chain(m, ahead);
   }
 }
 

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 /* Bytes of file data queued for the page cache at most; more is dropped (it is only a head start). */
-#define MAX_STORE_QUEUE (32u << 20)
+#define MAX_STORE_QUEUE (16u << 20)
 
 enum notice_kind { N_INVAL_INODE, N_INVAL_ENTRY, N_STORE };
 
@@ -62,7 +62,7 @@ static notice *new_notice(int kind, uint64_t nodeid, uint64_t offset, const uint
   n->nodeid = nodeid;
   n->offset = offset;
   n->len = len;
-  if (len) memcpy(n->data, data, len);
+  if (data && len) memcpy(n->data, data, len);
   return n;
 }
 
@@ -76,9 +76,17 @@ void notify_inval_entry(strata_mount *m, uint64_t parent, const uint8_t *name, u
   if (n) queue_notice(m, n);
 }
 
-void notify_store(strata_mount *m, uint64_t nodeid, uint64_t offset, const uint8_t *data, size_t len) {
-  notice *n = new_notice(N_STORE, nodeid, offset, data, len);
-  if (n) queue_notice(m, n);
+void notify_store(strata_mount *m, uint64_t nodeid, uint64_t offset, const struct iovec *iov, int count) {
+  size_t len = 0;
+  for (int i = 0; i < count; i++) len += iov[i].iov_len;
+  notice *n = new_notice(N_STORE, nodeid, offset, NULL, len);
+  if (!n) return;
+  size_t at = 0;
+  for (int i = 0; i < count; i++) {
+    memcpy(n->data + at, iov[i].iov_base, iov[i].iov_len);
+    at += iov[i].iov_len;
+  }
+  queue_notice(m, n);
 }
 
 static void *notice_main(void *arg) {

@@ -53,6 +53,7 @@ enum {
 };
 
 enum dir_state { DIR_UNLOADED = 0, DIR_LOADING, DIR_LOADED };
+enum { AHEAD_ONE = 1, AHEAD_WALK = 2 };
 
 typedef struct node_attr {
   uint64_t ino, size, blocks, rdev;
@@ -86,6 +87,8 @@ struct node {
   uint8_t attached;    /* in its parent's current children */
   uint8_t stale;       /* a volatile folder to reload before it answers again */
   uint8_t kept;        /* during a reload: this old child came back */
+  uint8_t ahead;       /* loaded ahead of a walk (AHEAD_ONE), with its subtree to follow (AHEAD_WALK) */
+  uint8_t pushed;      /* a file whose data went (or goes) into the page cache ahead of its reader */
   uint32_t name_len, target_len, xattrs_len, ref_len, extents_len;
   uint8_t *name;       /* NUL-terminated; the others are not */
   uint8_t *target, *xattrs, *ref, *extents;

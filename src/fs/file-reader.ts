@@ -7,7 +7,7 @@
 import type { Entry } from '../store/format/tree.js';
 import type { BlobReader } from '../store/roles.js';
 import { Errno, FsError } from './errno.js';
-import { Lru } from './lru.js';
+import { Lru } from '../store/lru.js';
 
 interface CachedChunk {
   size: number;

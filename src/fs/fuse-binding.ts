@@ -16,6 +16,10 @@ export interface FuseStats {
   readdir: number; readdirplus: number; statfs: number; getxattr: number; listxattr: number; lseek: number; other: number;
   /** Jobs that reached JS: folders loaded, reads served. */
   jsLoad: number; jsRead: number;
+  /** Calls that waited for a folder to load. */
+  waited: number;
+  /** Files read ahead of a reader and pushed into the page cache. */
+  pushed: number;
   /** Bytes pushed into the kernel's page cache ahead of reads. */
   storedBytes: number;
   nodes: number; foldersLoaded: number; tableBytes: number;

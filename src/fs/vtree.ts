@@ -21,7 +21,7 @@ import { modeBitsOf, rootEntry, type Entry, type Timestamp } from '../store/form
 import type { BlobReader, SnapshotRef, TreeReader } from '../store/roles.js';
 import { Errno, FsError } from './errno.js';
 import { ChunkCache, OpenFile } from './file-reader.js';
-import { Lru } from './lru.js';
+import { Lru } from '../store/lru.js';
 
 /** What a shown inode number is made from: the snapshot (scope), and the device and inode at capture. */
 export interface InoKey {

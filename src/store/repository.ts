@@ -22,6 +22,7 @@ import {
 import { decodeTree, encodeTree, type Entry } from './format/tree.js';
 import { BlobIndex } from './index-db.js';
 import { acquireLock, removeLocks, type Lock } from './lock.js';
+import { Lru } from './lru.js';
 import { PackWriter, packIdFromName, packObjectName, readPackTrailer, type SavedPack } from './pack.js';
 import type { BlobReader, BlobWriter, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader } from './roles.js';
 
@@ -73,6 +74,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
   private readonly saving = new Set<Promise<void>>();
   private savingError: unknown;
   private readonly snapshotCache = new Map<string, Snapshot>();
+  private readonly treeRegions: PackRegions;
 
   private constructor(
     readonly backend: Backend,
@@ -82,6 +84,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
     private readonly index: BlobIndex,
   ) {
     this.hasher = new BlobHasher(keys.id);
+    this.treeRegions = new PackRegions(backend);
     this.writers = {
       data: new PackWriter(backend, sealer, config.packSize),
       tree: new PackWriter(backend, sealer, config.packSize),
@@ -241,7 +244,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
     const what = `${type} blob ${hex} in pack ${entry.pack}`;
     let sealed: Buffer;
     try {
-      sealed = await this.backend.load(packObjectName(entry.pack), { offset: entry.offset, length: entry.length });
+      sealed = type === 'tree' ? await this.treeRegions.load(entry.pack, entry.offset, entry.length)
+        : await this.backend.load(packObjectName(entry.pack), { offset: entry.offset, length: entry.length });
     } catch (e) {
       if (isStrataError(e, 'NOT_FOUND')) throw errors.corrupt(`pack ${entry.pack} is missing (needed for ${type} blob ${hex})`, { cause: e });
       throw e;
@@ -305,6 +309,41 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
     await Promise.allSettled(this.saving);
     await this.index.close();
     await this.backend.close();
+  }
+}
+
+/**
+ * Trees are small and read many at a time (a listing, a walk, a diff), and a snapshot's
+ * trees sit together in few packs: they are cut from regions of their pack read whole,
+ * so a walk costs a few reads instead of one per folder (and one request per region on
+ * object storage). Packs never change, so a region never goes stale.
+ */
+class PackRegions {
+  private readonly regions: Lru<string, Promise<Buffer>>;
+  constructor(private readonly backend: Backend, private readonly regionBytes = 256 * 1024, limitBytes = 8 * 1024 * 1024) {
+    this.regions = new Lru(Math.max(1, Math.floor(limitBytes / regionBytes)));
+  }
+
+  async load(pack: string, offset: number, length: number): Promise<Buffer> {
+    const first = Math.floor(offset / this.regionBytes);
+    const last = Math.floor((offset + length - 1) / this.regionBytes);
+    if (length <= 0 || last > first + 1) return this.backend.load(packObjectName(pack), { offset, length });
+    const parts: Buffer[] = [];
+    for (let i = first; i <= last; i++) parts.push(await this.region(pack, i));
+    const joined = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const start = offset - first * this.regionBytes;
+    return joined.subarray(start, start + length);
+  }
+
+  private region(pack: string, index: number): Promise<Buffer> {
+    const key = `${pack}:${index}`;
+    let region = this.regions.get(key);
+    if (!region) {
+      region = this.backend.load(packObjectName(pack), { offset: index * this.regionBytes, length: this.regionBytes });
+      region.catch(() => this.regions.delete(key)); // a failed read is tried again next time
+      this.regions.set(key, region);
+    }
+    return region;
   }
 }
 

@@ -3,7 +3,9 @@
  * (fuse_session.c) and the N-API surface (fuse_napi.c) share.
  *
  * Jobs are the only way work reaches JS: a folder to load (JOB_LOAD), file data to
- * read (JOB_READ), and the end of the session (JOB_CLOSED). They are created by
+ * read when C does not read it itself (JOB_READ), a failure to log (JOB_LOG: the
+ * message in `ref`), and the end of the session
+ * (JOB_CLOSED). JOB_LOG and JOB_CLOSED are not answered. Jobs are created by
  * FUSE workers (or by the JS thread when it replays parked requests), handed to
  * `send_job` with no lock held, and completed by JS through ops_*_done/failed,
  * which look them up by id: a late or repeated answer finds nothing and is dropped.
@@ -20,7 +22,7 @@
 
 #include "fuse_table.h"
 
-enum job_kind { JOB_LOAD = 1, JOB_READ = 2, JOB_CLOSED = 3 };
+enum job_kind { JOB_LOAD = 1, JOB_READ = 2, JOB_CLOSED = 3, JOB_LOG = 4 };
 
 typedef struct job {
   struct job *next_free;
@@ -39,10 +41,11 @@ typedef struct job {
 /* Counters of FUSE calls (all answered in C), of jobs that reached JS, and of calls that waited for a folder to load. */
 enum counter {
   C_LOOKUP, C_FORGET, C_GETATTR, C_READLINK, C_OPEN, C_READ, C_OPENDIR, C_READDIR, C_READDIRPLUS,
-  C_STATFS, C_GETXATTR, C_LISTXATTR, C_LSEEK, C_OTHER, C_JS_LOAD, C_JS_READ, C_WAITED, C_PUSHED, C_STORED_BYTES, COUNTERS
+  C_STATFS, C_GETXATTR, C_LISTXATTR, C_LSEEK, C_OTHER, C_JS_LOAD, C_JS_READ, C_WAITED, C_PUSHED, C_STORED_BYTES, C_OPENED, C_OPENED_BYTES, COUNTERS
 };
 
 typedef struct notice notice;
+struct data_path;
 
 typedef struct strata_mount {
   table *table;
@@ -56,6 +59,9 @@ typedef struct strata_mount {
   atomic_int has_security, has_system;
   /* What the kernel offered at init. */
   int no_open, no_opendir;
+
+  /* Data read in C from a local repository's packs (fuse_data.c), or NULL: data comes from JS. */
+  struct data_path *data;
 
   /* Set by fuse_napi.c: hands a job to JS; nonzero when it could not (closing). */
   int (*send_job)(struct strata_mount *m, job *j);
@@ -92,6 +98,8 @@ int ops_load_done(strata_mount *m, uint64_t id, const uint8_t *batch, size_t len
 int ops_load_failed(strata_mount *m, uint64_t id, int err);
 int ops_read_done(strata_mount *m, uint64_t id, const struct iovec *iov, int count);
 int ops_read_failed(strata_mount *m, uint64_t id, int err);
+/* Tells JS about a failure (a damaged chunk…) of node `nodeid`, for its log. Any thread. */
+void mount_log(strata_mount *m, uint64_t nodeid, const char *message);
 /* Fails every job in flight (the session ended). */
 void ops_fail_all(strata_mount *m);
 /* The snapshot list changed: volatile folders reload, and the kernel drops what it cached of them. */

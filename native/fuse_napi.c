@@ -1,15 +1,19 @@
 /*
  * strata_fuse: the N-API surface of the mount (used by src/fs/mount.ts).
  *
- *   mount(mountpoint, rootBatch, { allowOther, maxThreads, tableBytes }, onJob) → session
+ *   mount(mountpoint, rootBatch, { allowOther, maxThreads, tableBytes, direct }, onJob) → session
+ *     direct: { packRoot, encryption (Buffer or null), id, cacheBytes }: file data is read in C
+ *     from the packs of a local repository (fuse_data.c; folder batches then carry each
+ *     file's chunks); without it, from JS (JOB_READ).
  *     onJob(kind, id, ref, index, offset, size, nodeid): JOB_LOAD (answer with loadDone or
- *     loadFailed), JOB_READ (readDone or readFailed), JOB_CLOSED (the session ended).
+ *     loadFailed), JOB_READ (readDone or readFailed), JOB_LOG (a failure to log; ref holds
+ *     the message), JOB_CLOSED (the session ended).
  *   loadDone(session, id, batch), loadFailed(session, id, errno)
  *   readDone(session, id, buffers), readFailed(session, id, errno)
  *   store(session, nodeid, offset, data)     push file data into the page cache
  *   invalidate(session)                      the snapshot list changed
  *   setNamespaces(session, security, system) whether any snapshot holds such xattrs
- *   stats(session), pathOf(session, nodeid), unmount(session)
+ *   stats(session), pathOf(session, nodeid), unmount(session), trim()
  *
  * Owns: the strata_mount of each session (freed when JS drops the session object) and
  * the threadsafe function that carries jobs to JS.
@@ -19,9 +23,11 @@
  */
 #include <node_api.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuse_data.h"
 #include "fuse_mount.h"
 
 #define NAPI_OR_RETURN_NULL(call)                                            \
@@ -39,6 +45,7 @@ typedef struct session {
 } session;
 
 static void free_session(session *s) {
+  if (s->m.data) data_free(s->m.data);
   if (s->m.table) table_free(s->m.table);
   ops_jobs_free(&s->m);
   free(s->m.mountpoint);
@@ -64,9 +71,9 @@ static napi_value number(napi_env env, double v) {
 static void call_js(napi_env env, napi_value callback, void *context, void *data) {
   session *s = context;
   job *j = data;
-  int closed = j->kind == JOB_CLOSED;
+  int closed = j->kind == JOB_CLOSED, ours = closed || j->kind == JOB_LOG;
   if (!env) {
-    if (closed) free(j);
+    if (ours) free(j);
     return;
   }
   napi_value argv[7], global, ignored;
@@ -77,9 +84,12 @@ static void call_js(napi_env env, napi_value callback, void *context, void *data
   argv[4] = number(env, (double)j->offset);
   argv[5] = number(env, j->size);
   argv[6] = number(env, (double)j->nodeid);
+  if (ours) free(j);
   if (closed) {
-    free(j);
+    if (s->m.data) data_stop(s->m.data); /* its workers push into the session: stopped first */
     session_finish(&s->m);
+    if (s->m.data) data_free(s->m.data);
+    s->m.data = NULL;
     table_free(s->m.table);
     s->m.table = NULL;
     s->finished = 1;
@@ -142,6 +152,40 @@ static int get_option(napi_env env, napi_value options, const char *name, double
   return 1;
 }
 
+/* The `direct` option: reads in C from a local repository's packs. 0 when it is malformed (thrown). */
+static int start_direct(napi_env env, napi_value options, strata_mount *m) {
+  bool has = false;
+  napi_value direct, v;
+  napi_valuetype type;
+  if (napi_has_named_property(env, options, "direct", &has) != napi_ok || !has) return 1;
+  napi_get_named_property(env, options, "direct", &direct);
+  napi_typeof(env, direct, &type);
+  if (type != napi_object) return 1;
+  blob_keys keys;
+  memset(&keys, 0, sizeof keys);
+  const uint8_t *key;
+  size_t len;
+  napi_get_named_property(env, direct, "encryption", &v);
+  napi_typeof(env, v, &type);
+  if (type != napi_null && type != napi_undefined) {
+    if (!get_buffer(env, v, &key, &len) || len != BLOB_KEY_BYTES) return napi_throw_type_error(env, NULL, "direct.encryption: 32 bytes"), 0;
+    keys.encrypted = 1;
+    memcpy(keys.encryption, key, BLOB_KEY_BYTES);
+  }
+  napi_get_named_property(env, direct, "id", &v);
+  if (!get_buffer(env, v, &key, &len) || len != BLOB_KEY_BYTES) return napi_throw_type_error(env, NULL, "direct.id: 32 bytes"), 0;
+  memcpy(keys.id, key, BLOB_KEY_BYTES);
+  char root[4096];
+  napi_get_named_property(env, direct, "packRoot", &v);
+  if (napi_get_value_string_utf8(env, v, root, sizeof root, &len) != napi_ok) return napi_throw_type_error(env, NULL, "direct.packRoot: a path"), 0;
+  double cache_bytes;
+  get_option(env, direct, "cacheBytes", 16 << 20, &cache_bytes);
+  m->data = data_new(m, &keys, root, (size_t)cache_bytes);
+  memset(&keys, 0, sizeof keys);
+  if (!m->data) return napi_throw_error(env, "ENOMEM", "strata_fuse: out of memory"), 0;
+  return 1;
+}
+
 static napi_value js_mount(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -181,6 +225,10 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   s->m.table = table_new(root, root_len, (size_t)table_bytes, &problem);
   if (!s->m.table) {
     napi_throw_error(env, "EINVAL", problem);
+    free_session(s);
+    return NULL;
+  }
+  if (!start_direct(env, argv[2], &s->m)) {
     free_session(s);
     return NULL;
   }
@@ -320,7 +368,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   if (!s) return NULL;
   static const char *names[COUNTERS] = {
     "lookup", "forget", "getattr", "readlink", "open", "read", "opendir", "readdir", "readdirplus",
-    "statfs", "getxattr", "listxattr", "lseek", "other", "jsLoad", "jsRead", "waited", "pushed", "storedBytes",
+    "statfs", "getxattr", "listxattr", "lseek", "other", "jsLoad", "jsRead", "waited", "pushed", "storedBytes", "opened", "openedBytes",
   };
   NAPI_OR_RETURN_NULL(napi_create_object(env, &out));
   for (int i = 0; i < COUNTERS; i++) set_number(env, out, names[i], (double)atomic_load(&s->m.counters[i]));
@@ -346,6 +394,14 @@ static napi_value js_path_of(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Gives the system back the memory malloc holds free (a large listing leaves much of it). */
+static napi_value js_trim(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  malloc_trim(0);
+  return NULL;
+}
+
 static napi_value js_unmount(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   session *s = live_session(env, info, 1, argv, NULL);
@@ -366,6 +422,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },
     { "pathOf", NULL, js_path_of, NULL, NULL, NULL, napi_default, NULL },
     { "unmount", NULL, js_unmount, NULL, NULL, NULL, napi_default, NULL },
+    { "trim", NULL, js_trim, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -13,6 +13,7 @@
  * whose listing follows the snapshot list (NODE_VOLATILE) get BRIEF ones and are
  * invalidated explicitly when the list changes.
  */
+#include "fuse_data.h"
 #include "fuse_mount.h"
 
 #include <errno.h>
@@ -161,13 +162,13 @@ static void fill_entry(const node *n, const node *parent, struct fuse_entry_para
 
 /* ---- folders that must load first */
 
-/* Parks a request on a folder (table lock held); returns the load job to send, if one must start. */
-static job *park(strata_mount *m, node *dir, int op, fuse_req_t req, size_t size, off_t off, const char *name) {
+/* Parks a request on a folder until it loads. Table lock held; 0, or replied ENOMEM. */
+static int park(strata_mount *m, node *dir, int op, fuse_req_t req, size_t size, off_t off, const char *name) {
   size_t name_len = name ? strlen(name) : 0;
   parked *p = malloc(sizeof *p + name_len + 1);
   if (!p) {
     fuse_reply_err(req, ENOMEM);
-    return NULL;
+    return ENOMEM;
   }
   p->op = op;
   p->req = req;
@@ -178,6 +179,11 @@ static job *park(strata_mount *m, node *dir, int op, fuse_req_t req, size_t size
   p->next = dir->parked;
   table_set_parked(m->table, dir, p);
   count(m, C_WAITED);
+  return 0;
+}
+
+/* The job that loads a folder, unless one is on its way. Table lock held. */
+static job *start_load(strata_mount *m, node *dir) {
   if (dir->state == DIR_LOADING) return NULL;
   job *j = job_new(m, JOB_LOAD, dir->nodeid, dir->ref, dir->ref_len, dir->index);
   if (j) table_set_loading(m->table, dir);
@@ -253,7 +259,7 @@ static node *folder_for(strata_mount *m, fuse_req_t req, fuse_ino_t ino, int op,
     return NULL;
   }
   if (table_needs_load(dir)) {
-    *load = park(m, dir, op, req, size, off, name);
+    if (!park(m, dir, op, req, size, off, name)) *load = start_load(m, dir);
     return NULL;
   }
   return dir;
@@ -429,6 +435,17 @@ int ops_load_failed(strata_mount *m, uint64_t id, int err) {
   return 0;
 }
 
+void mount_log(strata_mount *m, uint64_t nodeid, const char *message) {
+  size_t len = strlen(message);
+  job *j = calloc(1, sizeof *j + len);
+  if (!j) return;
+  j->kind = JOB_LOG;
+  j->nodeid = nodeid;
+  j->ref_len = (uint32_t)len;
+  memcpy(j->ref, message, len);
+  if (atomic_load(&m->closing) || m->send_job(m, j)) free(j);
+}
+
 int ops_read_done(strata_mount *m, uint64_t id, const struct iovec *iov, int count_) {
   job *j = job_take(m, id, JOB_READ);
   if (!j) return ENOENT;
@@ -592,38 +609,66 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /*
- * Files are pushed into the page cache ahead of a reader that goes through a folder file by
- * file (tar, cp -r, rsync, Samba): reads of them then never reach us. A read at offset 0 of a
- * file we did not push is the sign: the files after it in the folder are read (by JS, as for
- * any read; JOB_READ without a request) and stored, PUSH_FILES of them, none larger than
- * PUSH_FILE_MAX, with at most PUSH_BYTES in flight. Nothing is pushed twice. Large files are
- * left to the kernel's own readahead. Table lock held.
+ * Files are pushed into the page cache ahead of a reader that goes through a tree file by
+ * file (tar, cp -r, rsync, Samba copying a folder): their reads then never reach us. A read
+ * at offset 0 of a file not pushed is the sign. From there on, in the order a depth-first
+ * walk takes (the rest of the folder with each subfolder's files where it stands, then the
+ * folders after it), files are read and stored (or, where the kernel has not listed their
+ * folder yet and so cannot take them, read into the chunk cache): at most PUSH_FILES, none larger than
+ * PUSH_FILE_MAX, at most PUSH_BYTES in flight, through loaded folders only (an unloaded one
+ * ends the run: the folder prefetch is loading it, and the next miss goes on from there),
+ * never above a virtual folder. Nothing is pushed twice. Large files are left to the
+ * kernel's readahead. Table lock held.
  */
-#define PUSH_FILES 128
+#define PUSH_FILES 256
 #define PUSH_FILE_MAX (4u << 20)
-#define PUSH_BYTES (16u << 20)
+#define PUSH_BYTES (32u << 20)
+#define PUSH_VISITS 4096 /* entries a run looks at, at most: files pushed before are passed over */
 
 static job *push_ahead(strata_mount *m, node *n) {
   job *chain = NULL;
   n->pushed = 1;
   node *dir = n->parent;
   if (!n->attached || !dir || !dir->dir) return NULL;
-  uint32_t count_ = table_child_count(dir), pushed = 0;
-  for (uint32_t i = n->index + 1; i < count_ && pushed < PUSH_FILES; i++) {
+  uint32_t i = n->index + 1, pushed = 0;
+  for (uint32_t visits = 0; pushed < PUSH_FILES && visits < PUSH_VISITS; visits++) {
+    if (i >= table_child_count(dir)) {
+      node *up = dir->parent;
+      if (!up || !dir->attached || !up->dir || (up->flags & NODE_VOLATILE)) break;
+      i = dir->index + 1;
+      dir = up;
+      continue;
+    }
     node *c = table_child_at(dir, i);
+    if (node_is_dir(c)) {
+      if (c->state != DIR_LOADED || c->stale) break;
+      dir = c;
+      i = 0;
+      continue;
+    }
+    i++;
     if (!node_is_file(c) || c->pushed || c->attr.size == 0 || c->attr.size > PUSH_FILE_MAX) continue;
+    if (!c->nlookup && (c->preloaded || !m->data)) continue;
     if (m->push_inflight + c->attr.size > PUSH_BYTES) break;
-    uint32_t len, index;
-    const uint8_t *ref = table_read_ref(c, &len, &index);
-    job *j = job_new(m, JOB_READ, c->nodeid, ref, len, index);
-    if (!j) break;
-    j->size = (uint32_t)c->attr.size;
+    if (m->data) {
+      if (!data_push(m->data, m->table, c)) break; /* read (and stored) in C */
+      if (!c->nlookup) {
+        c->preloaded = 1; /* only into the chunk cache: pushed once the kernel lists its folder */
+        continue;
+      }
+    } else {
+      uint32_t len, index;
+      const uint8_t *ref = table_read_ref(c, &len, &index);
+      job *j = job_new(m, JOB_READ, c->nodeid, ref, len, index);
+      if (!j) break;
+      j->size = (uint32_t)c->attr.size;
+      j->next_free = chain;
+      chain = j;
+    }
     c->pushed = 1;
     m->push_inflight += c->attr.size;
     pushed++;
     count(m, C_PUSHED);
-    j->next_free = chain;
-    chain = j;
   }
   return chain;
 }
@@ -634,18 +679,17 @@ static void end_push(strata_mount *m, const job *j) {
   table_unlock(m->table);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  (void)fi;
-  strata_mount *m = M(req);
-  count(m, C_READ);
+static void do_read(strata_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
   table_lock(m->table);
   node *n = table_get(m->table, ino);
   int err = !n ? ESTALE : !node_is_file(n) ? EISDIR : 0;
   job *j = NULL, *ahead = NULL;
-  int empty = 0;
   if (!err && (uint64_t)off >= n->attr.size) {
-    empty = 1;
-  } else if (!err) {
+    table_unlock(m->table);
+    fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  if (!err && !m->data) {
     uint32_t len, index;
     const uint8_t *ref = table_read_ref(n, &len, &index);
     j = job_new(m, JOB_READ, n->nodeid, ref, len, index);
@@ -655,17 +699,25 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
       j->offset = (uint64_t)off;
       uint64_t left = n->attr.size - (uint64_t)off;
       j->size = (uint32_t)(size < left ? size : left);
-      if (off == 0) ahead = push_ahead(m, n);
     }
   }
+  if (!err && off == 0) ahead = push_ahead(m, n);
   table_unlock(m->table);
-  if (err) fuse_reply_err(req, err);
-  else if (empty) fuse_reply_buf(req, NULL, 0);
-  else {
+  if (err) {
+    fuse_reply_err(req, err);
+  } else if (m->data) {
+    data_read(m->data, req, ino, (uint64_t)off, size);
+  } else {
     count(m, C_JS_READ);
     send(m, j);
-    send_chain(m, ahead);
   }
+  send_chain(m, ahead);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  (void)fi;
+  count(M(req), C_READ);
+  do_read(M(req), req, ino, size, off);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {

@@ -152,6 +152,7 @@ static void free_node(table *t, node *n) {
   node *parent = n->parent;
   map_remove(t, n);
   t->bytes -= node_bytes(n);
+  free(n->layout);
   free(n);
   if (parent) {
     int was = pinned(t, parent);
@@ -254,9 +255,9 @@ static int check_batch(const uint8_t *batch, size_t len, uint32_t *count, const 
   for (uint32_t i = 0; i < *count; i++) {
     const uint8_t *rec = *records + (size_t)i * BATCH_RECORD_SIZE;
     field name = rec_field(rec, REC_NAME), target = rec_field(rec, REC_TARGET), xattrs = rec_field(rec, REC_XATTRS);
-    field ref = rec_field(rec, REC_REF), extents = rec_field(rec, REC_EXTENTS);
+    field ref = rec_field(rec, REC_REF), extents = rec_field(rec, REC_EXTENTS), chunks = rec_field(rec, REC_CHUNKS);
     if (!in_heap(name, *heap_len) || !in_heap(target, *heap_len) || !in_heap(xattrs, *heap_len) ||
-        !in_heap(ref, *heap_len) || !in_heap(extents, *heap_len)) {
+        !in_heap(ref, *heap_len) || !in_heap(extents, *heap_len) || !in_heap(chunks, *heap_len)) {
       return *problem = "an entry pointing outside its batch", EINVAL;
     }
     const uint8_t *n = *heap + name.off;
@@ -294,13 +295,13 @@ static void read_attr(const uint8_t *rec, node_attr *a) {
 }
 
 static size_t node_bytes(const node *n) {
-  return sizeof *n + (size_t)n->name_len + 1 + n->target_len + n->xattrs_len + n->ref_len + n->extents_len;
+  return sizeof *n + (size_t)n->name_len + 1 + n->target_len + n->xattrs_len + n->ref_len + n->extents_len + n->chunks_len + n->layout_bytes;
 }
 
 static node *new_node(table *t, const uint8_t *rec, const uint8_t *heap, uint32_t index) {
   field name = rec_field(rec, REC_NAME), target = rec_field(rec, REC_TARGET), xattrs = rec_field(rec, REC_XATTRS);
-  field ref = rec_field(rec, REC_REF), extents = rec_field(rec, REC_EXTENTS);
-  node *n = calloc(1, sizeof *n + (size_t)name.len + 1 + target.len + xattrs.len + ref.len + extents.len);
+  field ref = rec_field(rec, REC_REF), extents = rec_field(rec, REC_EXTENTS), chunks = rec_field(rec, REC_CHUNKS);
+  node *n = calloc(1, sizeof *n + (size_t)name.len + 1 + target.len + xattrs.len + ref.len + extents.len + chunks.len);
   if (!n) return NULL;
   n->nodeid = t->next_id++;
   n->index = index;
@@ -311,7 +312,8 @@ static node *new_node(table *t, const uint8_t *rec, const uint8_t *heap, uint32_
   n->target = p; n->target_len = target.len; memcpy(p, heap + target.off, target.len); p += target.len;
   n->xattrs = p; n->xattrs_len = xattrs.len; memcpy(p, heap + xattrs.off, xattrs.len); p += xattrs.len;
   n->ref = p; n->ref_len = ref.len; memcpy(p, heap + ref.off, ref.len); p += ref.len;
-  n->extents = p; n->extents_len = extents.len; memcpy(p, heap + extents.off, extents.len);
+  n->extents = p; n->extents_len = extents.len; memcpy(p, heap + extents.off, extents.len); p += extents.len;
+  n->chunks = p; n->chunks_len = chunks.len; memcpy(p, heap + chunks.off, chunks.len);
   if (map_put(t, n)) {
     free(n);
     return NULL;
@@ -370,6 +372,7 @@ void table_free(table *t) {
       free(n->dir->children);
       free(n->dir);
     }
+    free(n->layout);
     free(n);
   }
   free(t->slots);
@@ -500,6 +503,12 @@ void table_forget(table *t, node *n, uint64_t count) {
   n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
   settle(t, n, was);
   if (t->bytes > t->budget) evict(t, NULL);
+}
+
+void table_set_layout(table *t, node *n, void *layout, uint32_t bytes) {
+  n->layout = layout;
+  n->layout_bytes = bytes;
+  t->bytes += bytes;
 }
 
 void table_set_parked(table *t, node *n, void *parked) {

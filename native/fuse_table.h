@@ -19,7 +19,7 @@
  *
  * The batch a folder is loaded from (little-endian, built by src/fs/batch.ts):
  *   header  u32 magic 'STRB', u32 count, u32 record size (BATCH_RECORD_SIZE), u32 heap bytes
- *   count × record (offsets below), then the heap (names, targets, xattrs, refs, extents).
+ *   count × record (offsets below), then the heap (names, targets, xattrs, refs, extents, chunks).
  * Names must be sorted by bytes (shorter first on a common prefix), unique, 1..255
  * bytes, without '/' or NUL; a bad batch is refused whole.
  */
@@ -32,7 +32,7 @@
 
 #define BATCH_MAGIC 0x42525453u /* "STRB" */
 #define BATCH_HEADER_SIZE 16
-#define BATCH_RECORD_SIZE 144
+#define BATCH_RECORD_SIZE 152
 
 /* Record field offsets (shared with src/fs/batch.ts). */
 enum {
@@ -41,7 +41,7 @@ enum {
   REC_ATIME_NS = 48, REC_MTIME_NS = 52, REC_CTIME_NS = 56,
   REC_MODE = 60, REC_NLINK = 64, REC_UID = 68, REC_GID = 72, REC_FLAGS = 76,
   REC_INO_SCOPE = 80, REC_INO_DEVICE = 88, REC_INO_INODE = 96,
-  REC_NAME = 104, REC_TARGET = 112, REC_XATTRS = 120, REC_REF = 128, REC_EXTENTS = 136,
+  REC_NAME = 104, REC_TARGET = 112, REC_XATTRS = 120, REC_REF = 128, REC_EXTENTS = 136, REC_CHUNKS = 144,
 };
 
 /* Record flags. */
@@ -50,6 +50,8 @@ enum {
   NODE_VOLATILE = 1,
   /* A sparse file: its extents list where the data is; elsewhere are holes. */
   NODE_SPARSE = 2,
+  /* A file that cannot be read: its chunks field holds why (a chunk missing from the index…). */
+  NODE_UNREADABLE = 4,
 };
 
 enum dir_state { DIR_UNLOADED = 0, DIR_LOADING, DIR_LOADED };
@@ -89,9 +91,13 @@ struct node {
   uint8_t kept;        /* during a reload: this old child came back */
   uint8_t ahead;       /* loaded ahead of a walk (AHEAD_ONE), with its subtree to follow (AHEAD_WALK) */
   uint8_t pushed;      /* a file whose data went (or goes) into the page cache ahead of its reader */
-  uint32_t name_len, target_len, xattrs_len, ref_len, extents_len;
+  uint8_t preloaded;   /* a file whose chunks were loaded ahead into the data path's cache */
+  void *layout;        /* a file's chunk layout, made from `chunks` on first read (fuse_data.c); freed with the node */
+  uint32_t layout_bytes;
+  uint32_t name_len, target_len, xattrs_len, ref_len, extents_len, chunks_len;
   uint8_t *name;       /* NUL-terminated; the others are not */
   uint8_t *target, *xattrs, *ref, *extents;
+  uint8_t *chunks;     /* a file's chunk records for the data path in C (fuse_data.h), when JS gave them */
   uint8_t bytes[];
 };
 
@@ -139,6 +145,9 @@ node *table_child_at(const node *dir, uint32_t i);
 /* The kernel took `n` references (a lookup reply, a readdirplus entry) or dropped them (forget). */
 void table_ref(table *t, node *n, uint64_t count);
 void table_forget(table *t, node *n, uint64_t count);
+/* Gives a file its parsed layout (counted against the budget; freed with the node). */
+void table_set_layout(table *t, node *n, void *layout, uint32_t bytes);
+
 /* The parked-request list changed (NULL ↔ not NULL): pinning follows it. */
 void table_set_parked(table *t, node *n, void *parked);
 

@@ -15,10 +15,12 @@
  *    round trip per syscall; measured as the main cost of capturing many small files.
  *    Both open with O_NOATIME where allowed, so a backup does not change access times.
  *  - writeNew: create + write + close of a restored small file in one job.
+ *  - openRecord, openBlob: reading what the repository sealed (blob_napi.c over blob_open.c).
  *
  * Paths are taken as Buffers (or strings) because NAS file names are byte strings.
  */
 #include <node_api.h>
+#include "blob_napi.h"
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -509,6 +511,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"writeNew", NULL, write_new, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  blob_napi_register(env, exports);
   return exports;
 }
 

@@ -1,6 +1,7 @@
 /**
  * The compiled addon in native/ (see native/strata_native.c): xattrs, mknod,
- * SEEK_DATA/SEEK_HOLE, nanosecond utimensat and the C FastCDC cut.
+ * SEEK_DATA/SEEK_HOLE, nanosecond utimensat, the C FastCDC cut, and opening what
+ * the repository sealed (native/blob_open.c, shared with the mount's data path).
  */
 import { createRequire } from 'node:module';
 
@@ -24,6 +25,10 @@ export interface Native {
   readSmall(path: PathLike, into: Buffer, callback: (err: Error | undefined, bytesRead: number, before: Float64Array, after: Float64Array) => void): void;
   /** Creates `path` (which must not exist; never through a symlink) with `data`, mode 0600, in one thread-pool job. */
   writeNew(path: PathLike, data: Buffer, callback: (err: Error | undefined) => void): void;
+  /** Authenticates and opens a sealed record (encryption key null: an unencrypted repository); throws code DAMAGED. */
+  openRecord(sealed: Uint8Array, encryption: Buffer | null): Buffer;
+  /** Opens a sealed blob: authenticated, decompressed when `compressed`, its id checked (HMAC under idKey); throws code DAMAGED. */
+  openBlob(sealed: Uint8Array, encryption: Buffer | null, idKey: Buffer, compressed: boolean, rawLength: number, id: Buffer): Buffer;
 }
 
 /** Fields per entry in scanDir/readSmall stat arrays. */

@@ -2,7 +2,7 @@
  * Everything the CLI prints goes through here: human text or --json, warnings
  * on stderr, and progress bars only on a terminal.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
 
 export interface Output {
   json: boolean;
@@ -50,8 +50,12 @@ export function makeOutput(json: boolean, quiet = false): Output {
   };
 }
 
+/** Loaded on a terminal only: a command run by a script or a service does not pay for it. */
+const loadProgressBars = (): typeof import('cli-progress') => createRequire(import.meta.url)('cli-progress');
+
 function terminalProgress(kind: string): Progress {
   const started = Date.now();
+  const cliProgress = loadProgressBars();
   const bar = new cliProgress.SingleBar({
     // Without an expected total (a first backup) there is no bar or ETA to show honestly.
     format: (options, params, payload) => {

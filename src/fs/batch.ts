@@ -1,7 +1,8 @@
 /**
- * The packed form in which a folder's listing goes to the C inode table (the layout
- * is documented in native/fuse_table.h), and the refs the table hands back in jobs:
- * opaque bytes to C, a DirRef or FileRef here.
+ * The packed form in which a folder's listing goes to the C inode table (documented
+ * in native/fuse_table.h; with each file's chunk records for the data path in C,
+ * native/fuse_data.h, when C reads data itself), and the refs the table hands back
+ * in jobs: opaque bytes to C, a DirRef or FileRef here.
  *
  *   'T' tree id (32) scope (8)             a stored folder
  *   'V' path parts joined by "/"           a virtual folder
@@ -10,14 +11,17 @@
  * A file inside a stored folder carries no ref: it is found by its folder's ref and
  * its position in the folder, which the table gives with every read.
  */
+import type { BlobLocation } from '../store/roles.js';
 import { Errno, FsError } from './errno.js';
 import type { DirRef, FileRef, ViewEntry } from './vtree.js';
 
 const MAGIC = 0x42525453;
 const HEADER = 16;
-const RECORD = 144;
+const RECORD = 152;
 const FLAG_VOLATILE = 1;
 const FLAG_SPARSE = 2;
+const FLAG_UNREADABLE = 4;
+const CHUNK_RECORD = 88;
 const REF_TREE = 0x54;
 const REF_VIRTUAL = 0x56;
 const REF_ENTRY = 0x45;
@@ -85,6 +89,28 @@ interface Heap {
   xattrs?: Buffer;
   ref?: Buffer;
   extents?: Buffer;
+  /** Chunk records, or why the file cannot be read (then `unreadable`). */
+  chunks?: Buffer;
+  unreadable?: boolean;
+}
+
+/** Where a chunk lies, for the data path in C (undefined: the index does not know it). */
+export type Locate = (id: Buffer) => BlobLocation | undefined;
+
+function chunkRecords(chunks: Buffer[], locate: Locate): Pick<Heap, 'chunks' | 'unreadable'> {
+  const out = Buffer.alloc(chunks.length * CHUNK_RECORD);
+  for (const [i, id] of chunks.entries()) {
+    const at = locate(id);
+    if (!at) return { chunks: Buffer.from(`chunk ${id.toString('hex')} is missing from the repository`), unreadable: true };
+    const r = i * CHUNK_RECORD;
+    id.copy(out, r);
+    out.write(at.pack, r + 32, 'hex');
+    writeU64(out, r + 64, at.offset);
+    out.writeUInt32LE(at.length, r + 72);
+    out.writeUInt32LE(at.rawLength, r + 76);
+    out.writeUInt32LE(at.compressed ? 1 : 0, r + 80);
+  }
+  return { chunks: out };
 }
 
 function xattrBytes(xattrs: [string, Buffer][]): Buffer | undefined {
@@ -109,8 +135,11 @@ function extentBytes(extents: [number, number][]): Buffer {
   return out;
 }
 
-/** One folder's children (sorted by name bytes, as the view lists them) for the table; `parent` is the folder. */
-export function encodeBatch(entries: ViewEntry[], parent: DirRef | undefined): Buffer {
+/**
+ * One folder's children (sorted by name bytes, as the view lists them) for the table;
+ * `parent` is the folder. With `locate`, each file carries where its chunks lie.
+ */
+export function encodeBatch(entries: ViewEntry[], parent: DirRef | undefined, locate?: Locate): Buffer {
   const inStoredFolder = parent?.kind === 'tree';
   const heaps: Heap[] = entries.map((e) => ({
     name: e.name,
@@ -118,9 +147,12 @@ export function encodeBatch(entries: ViewEntry[], parent: DirRef | undefined): B
     xattrs: xattrBytes(e.xattrs),
     ref: e.dir ? encodeDirRef(e.dir) : e.file && !inStoredFolder ? encodeFileRef(e.file) : undefined,
     extents: e.extents ? extentBytes(e.extents) : undefined,
+    ...(e.chunks && locate ? chunkRecords(e.chunks, locate) : {}),
   }));
   let heapBytes = 0;
-  for (const h of heaps) heapBytes += h.name.length + (h.target?.length ?? 0) + (h.xattrs?.length ?? 0) + (h.ref?.length ?? 0) + (h.extents?.length ?? 0);
+  for (const h of heaps) {
+    heapBytes += h.name.length + (h.target?.length ?? 0) + (h.xattrs?.length ?? 0) + (h.ref?.length ?? 0) + (h.extents?.length ?? 0) + (h.chunks?.length ?? 0);
+  }
   const out = Buffer.alloc(HEADER + entries.length * RECORD + heapBytes);
   out.writeUInt32LE(MAGIC, 0);
   out.writeUInt32LE(entries.length, 4);
@@ -151,16 +183,17 @@ export function encodeBatch(entries: ViewEntry[], parent: DirRef | undefined): B
     out.writeUInt32LE(a.nlink, r + 64);
     out.writeUInt32LE(a.uid, r + 68);
     out.writeUInt32LE(a.gid, r + 72);
-    out.writeUInt32LE((e.volatile ? FLAG_VOLATILE : 0) | (e.extents ? FLAG_SPARSE : 0), r + 76);
+    const h = heaps[i];
+    out.writeUInt32LE((e.volatile ? FLAG_VOLATILE : 0) | (e.extents ? FLAG_SPARSE : 0) | (h.unreadable ? FLAG_UNREADABLE : 0), r + 76);
     a.ino.scope.copy(out, r + 80, 0, SCOPE);
     writeU64(out, r + 88, a.ino.device);
     writeU64(out, r + 96, a.ino.inode);
-    const h = heaps[i];
     put(r + 104, h.name);
     put(r + 112, h.target);
     put(r + 120, h.xattrs);
     put(r + 128, h.ref);
     put(r + 136, h.extents);
+    put(r + 144, h.chunks);
   });
   return out;
 }

@@ -1,16 +1,17 @@
 /**
  * The thin adapter between the SnapshotView and the C binding (fuse-binding.ts):
  * it answers the binding's jobs (a folder to list, file data to read) from the
- * view, tells the binding when the snapshot list changes, and maps failures onto
- * errno (errno.ts). Everything else, every metadata call included, C answers
- * from its own table without coming here.
+ * view, tells the binding when the snapshot list
+ * changes, and maps failures onto errno (errno.ts). Everything else, every metadata
+ * call included, C answers from its own table without coming here; on a local
+ * repository C also reads and opens file data itself, so it never passes through JS.
  */
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { errors } from '../store/errors.js';
 import { decodeDirRef, decodeFileRef, encodeBatch } from './batch.js';
 import { Errno, errnoOf } from './errno.js';
-import { fuseBinding, JOB_CLOSED, JOB_LOAD, JOB_READ, type FuseStats, type Session } from './fuse-binding.js';
+import { fuseBinding, JOB_CLOSED, JOB_LOAD, JOB_LOG, JOB_READ, type FuseStats, type Session } from './fuse-binding.js';
 import type { SnapshotView } from './vtree.js';
 
 export interface MountOptions {
@@ -78,7 +79,7 @@ export async function mountView(view: SnapshotView, mountpoint: string, opts: Mo
     const dir = decodeDirRef(ref);
     let batch: Buffer;
     try {
-      batch = encodeBatch(await view.list(dir), dir);
+      batch = encodeBatch(await view.list(dir), dir, locate);
     } catch (e) {
       if (session) fuse.loadFailed(session, id, fail(nodeid, e));
       return;
@@ -89,6 +90,9 @@ export async function mountView(view: SnapshotView, mountpoint: string, opts: Mo
       fail(nodeid, e); // a listing C refused: logged; the waiting calls got EIO
     }
   };
+  // On a local disk C reads file data itself: each folder's batch then says where its files' chunks lie.
+  const direct = view.directReads();
+  const locate = direct && ((id: Buffer) => direct.locate(id));
   const read = async (id: number, ref: Buffer, index: number, offset: number, size: number, nodeid: number): Promise<void> => {
     try {
       const file = await view.openFile(decodeFileRef(ref, index));
@@ -104,10 +108,13 @@ export async function mountView(view: SnapshotView, mountpoint: string, opts: Mo
   };
 
   try {
-    session = fuse.mount(mountpoint, encodeBatch([view.rootEntry()], undefined), { allowOther: !!opts.allowOther },
+    session = fuse.mount(mountpoint, encodeBatch([view.rootEntry()], undefined), {
+      allowOther: !!opts.allowOther, direct: direct && { packRoot: direct.packRoot, encryption: direct.encryption, id: direct.id },
+    },
       (kind, id, ref, index, offset, size, nodeid) => {
         if (kind === JOB_LOAD) void load(id, ref, nodeid);
         else if (kind === JOB_READ) void read(id, ref, index, offset, size, nodeid);
+        else if (kind === JOB_LOG) opts.onError?.(session ? fuse.pathOf(session, nodeid)?.toString() ?? '?' : '?', ref.toString());
         else if (kind === JOB_CLOSED) {
           session = undefined;
           onClosed();
@@ -122,8 +129,16 @@ export async function mountView(view: SnapshotView, mountpoint: string, opts: Mo
     fuse.invalidate(session);
     void setNamespaces();
   });
-  // New snapshots show up without a call reaching JS: the list is read again on a timer.
-  const timer = setInterval(() => { void view.refresh().catch(() => {}); }, opts.refreshMs ?? 2000);
+  // New snapshots show up without a call reaching JS: the list is read again on a timer. After a
+  // burst of folder loads or data reads, the memory malloc then holds free goes back to the system.
+  let busy = 0;
+  const timer = setInterval(() => {
+    void view.refresh().catch(() => {});
+    const stats = session && fuse.stats(session);
+    const now = stats ? stats.jsLoad + stats.jsRead + stats.opened : 0;
+    if (now !== busy) fuse.trim();
+    busy = now;
+  }, opts.refreshMs ?? 1000);
   timer.unref();
   void closed.then(() => clearInterval(timer));
 

@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { modeBitsOf, rootEntry, type Entry, type Timestamp } from '../store/format/tree.js';
-import type { BlobReader, SnapshotRef, TreeReader } from '../store/roles.js';
+import type { BlobReader, DirectReads, SnapshotRef, TreeReader } from '../store/roles.js';
 import { Errno, FsError } from './errno.js';
 import { ChunkCache, OpenFile } from './file-reader.js';
 import { Lru } from '../store/lru.js';
@@ -65,6 +65,8 @@ export interface ViewEntry {
   file?: FileRef;
   /** Sparse files: the [start, end) byte ranges that hold data. */
   extents?: [number, number][];
+  /** A stored file's chunk ids, in order. */
+  chunks?: Buffer[];
   /** A folder whose listing follows the snapshot list. */
   volatile?: boolean;
 }
@@ -73,6 +75,8 @@ export interface ViewEntry {
 export interface ViewSource extends TreeReader, BlobReader {
   /** The snapshots now (oldest first); called again when the view refreshes. */
   snapshots(): Promise<SnapshotRef[]>;
+  /** Keys and pack files for reading data in C, where the repository is on a local disk. */
+  directReads?(): DirectReads | undefined;
 }
 
 export interface ViewOptions {
@@ -195,7 +199,7 @@ export class SnapshotView {
   constructor(private readonly source: ViewSource, private readonly opts: ViewOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.started = timeOf(new Date(this.now()).toISOString());
-    this.trees = new Lru(opts.treeCacheEntries ?? 100_000, (t) => t.weight);
+    this.trees = new Lru(opts.treeCacheEntries ?? 5_000, (t) => t.weight);
     this.chunks = new ChunkCache(source, opts.chunkCacheBytes ?? 24 * 1024 * 1024);
   }
 
@@ -270,7 +274,10 @@ export class SnapshotView {
   private storedEntry(e: Entry, name: Buffer, at: FileRef): ViewEntry {
     const out: ViewEntry = { name, attr: entryAttr(e, at.scope), xattrs: e.xattrs ?? [] };
     if (e.type === 'dir') out.dir = { kind: 'tree', tree: e.subtree!, scope: at.scope };
-    else if (e.type === 'file') out.file = at;
+    else if (e.type === 'file') {
+      out.file = at;
+      out.chunks = e.chunks;
+    }
     else if (e.type === 'symlink') out.target = e.target;
     if (e.sparse && e.extents) out.extents = e.extents;
     return out;
@@ -342,9 +349,11 @@ export class SnapshotView {
     if (!cached) {
       const holder: CachedTree = { entries: this.source.loadTree(id), weight: 1 };
       holder.entries.then((list) => {
-        // Weighed by its entries once known.
+        // Weighed by its entries once known (taken out first: the cache counts what it was given).
+        if (this.trees.get(key) !== holder) return;
+        this.trees.delete(key);
         holder.weight = Math.max(1, list.length);
-        if (this.trees.get(key) === holder) this.trees.set(key, holder);
+        this.trees.set(key, holder);
       }, () => this.trees.delete(key)); // a failed load is tried again next time
       this.trees.set(key, (cached = holder));
     }
@@ -437,15 +446,25 @@ export class SnapshotView {
 
   // ---- files
 
+  /** Where the repository's pack files are, for reading data in C (undefined: not on a local disk). */
+  directReads(): DirectReads | undefined {
+    return this.source.directReads?.();
+  }
+
+  /** The stored entry of a file (its size and chunks). */
+  async fileEntry(ref: FileRef): Promise<Entry> {
+    const entry = (await this.tree(ref.tree))[ref.index];
+    if (!entry) throw new FsError(Errno.EIO, `tree ${ref.tree.toString('hex')} has no entry ${ref.index}`);
+    if (entry.type !== 'file') throw new FsError(Errno.EISDIR, `${entry.name.toString()} is not a regular file`);
+    return entry;
+  }
+
   /** A stored file, for reading. */
   async openFile(ref: FileRef): Promise<OpenFile> {
     const key = `${ref.tree.toString('hex')}:${ref.index}`;
     let file = this.files.get(key);
     if (!file) {
-      const entry = (await this.tree(ref.tree))[ref.index];
-      if (!entry) throw new FsError(Errno.EIO, `tree ${ref.tree.toString('hex')} has no entry ${ref.index}`);
-      if (entry.type !== 'file') throw new FsError(Errno.EISDIR, `${entry.name.toString()} is not a regular file`);
-      file = new OpenFile(entry, this.source, this.chunks);
+      file = new OpenFile(await this.fileEntry(ref), this.source, this.chunks);
       this.files.set(key, file);
     }
     return file;
@@ -556,6 +575,7 @@ export function repositoryViewSource(repo: RepositoryLike, onWarning?: (m: strin
     loadTree: (id) => repo.loadTree(id),
     loadBlob: (type, id) => repo.loadBlob(type, id),
     blobSize: (id) => repo.blobSize(id),
+    directReads: () => repo.directReads?.(),
     async snapshots() {
       const list = await repo.listSnapshots(onWarning);
       if (list.some((s) => !known.has(s.id))) await repo.syncIndex(onWarning);
@@ -568,4 +588,5 @@ export function repositoryViewSource(repo: RepositoryLike, onWarning?: (m: strin
 export interface RepositoryLike extends TreeReader, BlobReader {
   listSnapshots(onWarning?: (m: string) => void): Promise<SnapshotRef[]>;
   syncIndex(onWarning?: (m: string) => void): Promise<unknown>;
+  directReads?(): DirectReads | undefined;
 }

@@ -7,7 +7,8 @@
  * An unencrypted repository (an explicit choice at init) uses PlainSealer:
  * data stays readable but still carries a checksum, so damage is detected.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, randomBytes, scrypt } from 'node:crypto';
+import { native } from '../native.js';
 import { errors } from './errors.js';
 
 export const NONCE_BYTES = 12;
@@ -36,15 +37,27 @@ export interface Sealer {
   readonly encrypted: boolean;
   /** Bytes added to every sealed record. */
   readonly overhead: number;
+  /** The key records are sealed with (null: an unencrypted repository), for what opens them in C. */
+  readonly key: Buffer | null;
   seal(plaintext: Uint8Array): Buffer[];
   /** Throws CORRUPT naming `what` when the data was altered. */
   open(sealed: Uint8Array, what: string): Buffer;
 }
 
+/** Opening is one implementation in C (native/blob_open.c), shared with the mount; its failures become CORRUPT. */
+export function opened<T>(what: string, open: () => T): T {
+  try {
+    return open();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'DAMAGED') throw errors.corrupt(`${what} ${(e as Error).message}`, { cause: e });
+    throw e;
+  }
+}
+
 export class AeadSealer implements Sealer {
   readonly encrypted = true;
   readonly overhead = NONCE_BYTES + TAG_BYTES;
-  constructor(private readonly key: Buffer) {
+  constructor(readonly key: Buffer) {
     if (key.length !== 32) throw new TypeError('AES-256-GCM needs a 32-byte key');
   }
 
@@ -57,23 +70,14 @@ export class AeadSealer implements Sealer {
   }
 
   open(sealed: Uint8Array, what: string): Buffer {
-    if (sealed.length < this.overhead) throw errors.corrupt(`${what} is truncated (${sealed.length} bytes)`);
-    const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
-    const decipher = createDecipheriv('aes-256-gcm', this.key, buf.subarray(0, NONCE_BYTES));
-    decipher.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
-    const body = decipher.update(buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES));
-    try {
-      decipher.final();
-    } catch (cause) {
-      throw errors.corrupt(`${what} failed authentication: it is damaged or was altered`, { cause });
-    }
-    return body;
+    return opened(what, () => native.openRecord(sealed, this.key));
   }
 }
 
 export class PlainSealer implements Sealer {
   readonly encrypted = false;
   readonly overhead = CHECKSUM_BYTES;
+  readonly key = null;
 
   seal(plaintext: Uint8Array): Buffer[] {
     // A copy: callers may reuse their buffer once seal returns.
@@ -81,13 +85,7 @@ export class PlainSealer implements Sealer {
   }
 
   open(sealed: Uint8Array, what: string): Buffer {
-    if (sealed.length < CHECKSUM_BYTES) throw errors.corrupt(`${what} is truncated (${sealed.length} bytes)`);
-    const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
-    const body = buf.subarray(0, buf.length - CHECKSUM_BYTES);
-    if (!checksum(body).equals(buf.subarray(buf.length - CHECKSUM_BYTES))) {
-      throw errors.corrupt(`${what} fails its checksum: it is damaged`);
-    }
-    return body;
+    return opened(what, () => native.openRecord(sealed, null));
   }
 }
 
@@ -101,7 +99,7 @@ export function sealToBuffer(sealer: Sealer, plaintext: Uint8Array): Buffer {
 
 /** Blob ids: HMAC-SHA256 under the repository's id key. */
 export class BlobHasher {
-  constructor(private readonly idKey: Buffer) {}
+  constructor(readonly idKey: Buffer) {}
   id(data: Uint8Array): Buffer {
     return createHmac('sha256', this.idKey).update(data).digest();
   }

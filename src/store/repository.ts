@@ -10,10 +10,10 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { compress, uncompressSync } from 'lz4-napi';
+import { native } from '../native.js';
 import type { Backend } from './backend/backend.js';
 import { defaultChunkerParams } from './chunker.js';
-import { AeadSealer, BlobHasher, DEFAULT_KDF, deriveKey, PlainSealer, randomKey, sealToBuffer, sha256, type KdfParams, type Sealer } from './crypto.js';
+import { AeadSealer, BlobHasher, DEFAULT_KDF, deriveKey, opened, PlainSealer, randomKey, sealToBuffer, sha256, type KdfParams, type Sealer } from './crypto.js';
 import { errors, isStrataError } from './errors.js';
 import {
   decodeConfig, decodeKeyFile, decodeMasterKeys, decodeSnapshot, encodeConfig, encodeKeyFile, encodeMasterKeys, encodeSnapshot,
@@ -24,7 +24,7 @@ import { BlobIndex } from './index-db.js';
 import { acquireLock, removeLocks, type Lock } from './lock.js';
 import { Lru } from './lru.js';
 import { PackWriter, packIdFromName, packObjectName, readPackTrailer, type SavedPack } from './pack.js';
-import type { BlobReader, BlobWriter, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader } from './roles.js';
+import type { BlobReader, BlobWriter, DirectReads, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader } from './roles.js';
 
 /** Packs of 8 MiB: about 130,000 objects per terabyte, and little memory while one fills and one saves. */
 const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
@@ -183,7 +183,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
     const hex = id.toString('hex');
     if (this.pending.has(hex) || this.index.has(id)) return 0;
     this.pending.add(hex);
-    const packed = data.length >= MIN_COMPRESS ? await compress(data as Buffer) : undefined;
+    const packed = data.length >= MIN_COMPRESS ? await (await lz4()).compress(data as Buffer) : undefined;
     const compressed = packed !== undefined && packed.length < data.length;
     const sealed = this.sealer.seal(compressed ? packed : data);
     const writer = this.writers[type];
@@ -251,17 +251,23 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
       throw e;
     }
     if (sealed.length !== entry.length) throw errors.corrupt(`${what} is cut short: the pack is truncated`);
-    const plain = this.sealer.open(sealed, what);
-    let raw: Buffer;
-    try {
-      raw = entry.compressed ? uncompressSync(plain) : plain;
-    } catch (cause) {
-      throw errors.corrupt(`${what} does not decompress`, { cause });
-    }
-    if (raw.length !== entry.rawLength || !this.blobId(raw).equals(id)) {
-      throw errors.corrupt(`${what} does not match its id: the data is damaged`);
-    }
-    return raw;
+    return opened(what, () => native.openBlob(sealed, this.sealer.key, this.hasher.idKey, entry.compressed, entry.rawLength, id));
+  }
+
+  /**
+   * For a reader that opens blobs itself, straight from the pack files (the mount's data
+   * path in C): the keys and where the packs are. Undefined when the backend has no local files.
+   */
+  directReads(): DirectReads | undefined {
+    const packRoot = this.backend.localPath?.('packs');
+    if (!packRoot) return undefined;
+    return {
+      packRoot, encryption: this.sealer.key, id: this.hasher.idKey,
+      locate: (id) => {
+        const entry = this.index.lookup(id);
+        return entry && { pack: entry.pack, offset: entry.offset, length: entry.length, rawLength: entry.rawLength, compressed: entry.compressed };
+      },
+    };
   }
 
   async loadTree(id: Buffer): Promise<Entry[]> {
@@ -320,7 +326,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
  */
 class PackRegions {
   private readonly regions: Lru<string, Promise<Buffer>>;
-  constructor(private readonly backend: Backend, private readonly regionBytes = 256 * 1024, limitBytes = 8 * 1024 * 1024) {
+  constructor(private readonly backend: Backend, private readonly regionBytes = 256 * 1024, limitBytes = 4 * 1024 * 1024) {
     this.regions = new Lru(Math.max(1, Math.floor(limitBytes / regionBytes)));
   }
 
@@ -346,6 +352,10 @@ class PackRegions {
     return region;
   }
 }
+
+/** LZ4 loads with the first blob written: readers (restore, the mount) never need it. */
+let lz4Module: Promise<typeof import('lz4-napi')> | undefined;
+const lz4 = (): Promise<typeof import('lz4-napi')> => (lz4Module ??= import('lz4-napi'));
 
 function sealerFor(encrypted: boolean, keys: MasterKeys): Sealer {
   return encrypted ? new AeadSealer(keys.encryption) : new PlainSealer();

@@ -44,3 +44,25 @@ export interface SnapshotLister {
 export interface SnapshotWriter {
   saveSnapshot(snapshot: Snapshot): Promise<string>;
 }
+
+/** Where a stored blob lies: which pack, at which offset, how long sealed and raw. */
+export interface BlobLocation {
+  pack: string;
+  offset: number;
+  length: number;
+  rawLength: number;
+  compressed: boolean;
+}
+
+/**
+ * For readers that open blobs themselves from a repository's pack files on a local disk
+ * (the mount's data path in C): the keys, the folder of packs/xx/<id>, and the index.
+ */
+export interface DirectReads {
+  packRoot: string;
+  /** null: an unencrypted repository. */
+  encryption: Buffer | null;
+  /** The key blob ids are made with (HMAC-SHA256). */
+  id: Buffer;
+  locate(id: Buffer): BlobLocation | undefined;
+}

@@ -9,14 +9,19 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { mountView } from '../../src/fs/mount.js';
+import { repositoryViewSource, SnapshotView } from '../../src/fs/vtree.js';
 import { LocalBackend } from '../../src/store/backend/local.js';
+import { MemoryBackend } from '../../src/store/backend/memory.js';
 import { Repository } from '../../src/store/repository.js';
+import { capture } from '../../src/sync/capture.js';
 import { native } from '../../src/native.js';
 import { strata, strataAsync } from '../kit/cli.js';
 import { isMounted, mountRepository } from '../kit/mount.js';
 import { largestPack } from '../kit/packs.js';
 import { Random } from '../kit/random.js';
 import { mountSkip } from '../kit/real.js';
+import { newRepository } from '../kit/repo.js';
 import { tempDir } from '../kit/tmp.js';
 import { nasTree, writeTree, type Node } from '../kit/tree.js';
 import { until } from '../kit/wait.js';
@@ -326,4 +331,33 @@ t.test('a repository that disappears under a live mount gives errors, not a hang
   t.ok(await until(async () => (await fs.readdir(path.join(mountpoint, 'snapshots'))).length === 0, 10_000), 'the snapshots are gone from the listing');
   mount.child.kill('SIGTERM');
   t.equal((await mount.done).code, 0, 'and the mount still stops cleanly');
+});
+
+t.test('a repository not on a local disk: file data comes through JS, pushed ahead for a reader of a folder', { skip }, async (t) => {
+  const { dir } = setup(t);
+  const { repo } = await newRepository(t, new MemoryBackend());
+  const source = path.join(dir, 'share');
+  await fs.mkdir(source);
+  const rnd = new Random(12);
+  const files = Array.from({ length: 30 }, (_, i) => rnd.bytes(1000 + i * 5000));
+  for (const [i, data] of files.entries()) await fs.writeFile(path.join(source, `f${String(i).padStart(2, '0')}.bin`), data);
+  await fs.writeFile(path.join(source, 'big.bin'), rnd.bytes(6_000_000));
+  await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const mountpoint = path.join(dir, 'mnt');
+  await fs.mkdir(mountpoint);
+  // In this process: every call below is asynchronous, so the JS thread stays free to answer.
+  const mounted = await mountView(new SnapshotView(repositoryViewSource(repo)), mountpoint);
+  t.teardown(() => mounted.unmount());
+  const base = path.join(mountpoint, 'snapshots', 'latest', source);
+  t.equal((await fs.readdir(base)).length, files.length + 1, 'listed first, as a walker does');
+  for (const [i, data] of files.entries()) {
+    if (!(await fs.readFile(path.join(base, `f${String(i).padStart(2, '0')}.bin`))).equals(data)) t.fail(`f${i} differs`);
+  }
+  const stats = mounted.stats()!;
+  t.equal(stats.opened, 0, 'nothing was opened in C');
+  t.ok(stats.pushed >= files.length - 1, `the files after the first were pushed ahead (${stats.pushed})`);
+  t.ok(stats.jsRead > 0 && stats.jsRead <= 3, `so only the first needed read calls (${stats.jsRead})`);
+  t.ok((await fs.readFile(path.join(base, 'big.bin'))).equals(await fs.readFile(path.join(source, 'big.bin'))), 'a large file reads right');
+  await mounted.unmount();
+  t.notOk(isMounted(mountpoint), 'unmounted');
 });

@@ -208,5 +208,5 @@ t.test('refs and batches: what C gets back names the same folder or file', async
   t.same(decodeFileRef(encodeDirRef(share.dir!), notes), children[notes].file, 'a file in a stored folder: its folder and position');
   const batch = encodeBatch(children, share.dir);
   t.equal(batch.readUInt32LE(4), children.length);
-  t.equal(batch.length, 16 + 144 * children.length + batch.readUInt32LE(12));
+  t.equal(batch.length, 16 + 152 * children.length + batch.readUInt32LE(12));
 });

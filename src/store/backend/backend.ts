@@ -32,6 +32,8 @@ export interface Backend {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   remove(name: string): Promise<void>;
   close(): Promise<void>;
+  /** The local file or folder that holds `name`, for readers that read it directly; absent where there is none. */
+  localPath?(name: string): string | undefined;
 }
 
 /** Throws a TypeError for names that could escape the backend's namespace. */

@@ -24,6 +24,11 @@ export class LocalBackend implements Backend {
     this.location = path.resolve(root);
   }
 
+  localPath(name: string): string {
+    checkObjectName(name);
+    return path.join(this.location, name);
+  }
+
   /** Removes temporary files that a killed process left behind a day or more ago. */
   async sweepTemporaryFiles(now = Date.now()): Promise<void> {
     const dir = path.join(this.location, TMP);

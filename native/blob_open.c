@@ -1,0 +1,77 @@
+/*
+ * Opening sealed records and blobs (see blob_open.h).
+ * Owns nothing; every call allocates only what it frees before returning.
+ */
+#include "blob_open.h"
+
+#include <lz4.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* Below this, malloc's arenas serve well; above it, a mapping of its own (most chunks are larger). */
+#define MAPPED_BYTES (16u << 10)
+
+void *blob_alloc(size_t len) {
+  if (len < MAPPED_BYTES) return malloc(len ? len : 1);
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void blob_free(void *p, size_t len) {
+  if (!p) return;
+  if (len < MAPPED_BYTES) free(p);
+  else munmap(p, len);
+}
+
+size_t blob_plain_length(const blob_keys *k, size_t len) {
+  size_t overhead = k->encrypted ? BLOB_NONCE_BYTES + BLOB_TAG_BYTES : BLOB_CHECKSUM_BYTES;
+  return len < overhead ? 0 : len - overhead;
+}
+
+const char *blob_open_record(const blob_keys *k, const uint8_t *sealed, size_t len, uint8_t *out) {
+  size_t plain = blob_plain_length(k, len);
+  if (!plain && len < (k->encrypted ? BLOB_NONCE_BYTES + BLOB_TAG_BYTES : BLOB_CHECKSUM_BYTES)) return "is truncated";
+  if (!k->encrypted) {
+    uint8_t digest[32];
+    if (!EVP_Digest(sealed, plain, digest, NULL, EVP_sha256(), NULL)) return "cannot be checked (SHA-256 failed)";
+    if (CRYPTO_memcmp(digest, sealed + plain, BLOB_CHECKSUM_BYTES)) return "fails its checksum: it is damaged";
+    memcpy(out, sealed, plain);
+    return NULL;
+  }
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  if (!ctx) return "cannot be opened (out of memory)";
+  int n = 0, ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->encryption, sealed) &&
+                  EVP_DecryptUpdate(ctx, out, &n, sealed + BLOB_NONCE_BYTES, (int)plain) &&
+                  EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, BLOB_TAG_BYTES, (void *)(sealed + len - BLOB_TAG_BYTES)) &&
+                  EVP_DecryptFinal_ex(ctx, out + n, &n);
+  EVP_CIPHER_CTX_free(ctx);
+  return ok ? NULL : "failed authentication: it is damaged or was altered";
+}
+
+const char *blob_open(const blob_keys *k, const uint8_t *sealed, size_t len, int compressed,
+                      uint8_t *out, size_t raw_length, const uint8_t id[BLOB_ID_BYTES]) {
+  size_t plain = blob_plain_length(k, len);
+  if (!compressed && plain != raw_length) return "is not as long as the index says";
+  uint8_t *body = compressed ? blob_alloc(plain) : out;
+  if (!body) return "cannot be opened (out of memory)";
+  const char *problem = blob_open_record(k, sealed, len, body);
+  if (!problem && compressed) {
+    uint32_t stated;
+    memcpy(&stated, body, 4);
+    if (plain < 4 || stated != raw_length ||
+        LZ4_decompress_safe((const char *)body + 4, (char *)out, (int)(plain - 4), (int)raw_length) != (int)raw_length) {
+      problem = "does not decompress";
+    }
+  }
+  if (compressed) blob_free(body, plain);
+  if (problem) return problem;
+  uint8_t digest[32];
+  unsigned int digest_len = 0;
+  if (!HMAC(EVP_sha256(), k->id, BLOB_KEY_BYTES, out, raw_length, digest, &digest_len)) return "cannot be checked (HMAC failed)";
+  if (CRYPTO_memcmp(digest, id, BLOB_ID_BYTES)) return "does not match its id: the data is damaged";
+  return NULL;
+}

@@ -9,11 +9,12 @@
  * against a synthetic index of 10 million chunks), --serve (continuous capture
  * on a share of 200,000 files, bench/serve.ts), --json.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus, mutateCorpus } from './corpus.js';
+import { mountBench, rawListing, smbBench, type MountMeasure, type MountTool } from './mount.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -61,21 +62,15 @@ function timed(cmd: string[], env: Record<string, string>): { seconds: number; c
   return { seconds: e, cpu: u + s, rssMiB: m / 1024 };
 }
 
-interface Tool {
-  name: string;
-  env: Record<string, string>;
-  repo: string;
+interface Tool extends MountTool {
   init(): string[];
   backup(source: string): string[];
   restore(target: string): string[];
-  /** Mounts the repository in the foreground (the newest snapshot/archive for Borg). */
-  mount(mountpoint: string): string[];
-  /** Where the share's root of the newest snapshot is inside the mount. */
-  latest(mountpoint: string, share: string): string;
 }
 
 function makeTools(): Tool[] {
-  const strataBin = [process.execPath, path.join(root, 'bin/strata.js')];
+  // Run as users run it (npx strata, the systemd unit): the executable, with the Node flags of its first line.
+  const strataBin = [path.join(root, 'bin/strata.js')];
   const all: Tool[] = [
     {
       name: 'strata', repo: path.join(benchDir, 'repo-strata'),
@@ -83,7 +78,7 @@ function makeTools(): Tool[] {
       init: () => [...strataBin, 'init', '-q'],
       backup: (s) => [...strataBin, 'backup', '-q', s],
       restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
-      mount: (m) => [...strataBin, 'mount', '-q', m],
+      mount: (m, extra = []) => [...strataBin, 'mount', '-q', ...extra, m],
       latest: (m, share) => path.join(m, 'snapshots/latest', share),
     },
     {
@@ -121,6 +116,10 @@ async function main(): Promise<void> {
   const results: Measure[] = [];
   const mounts: ({ tool: string } & MountMeasure)[] = [];
   const caches = dropCaches();
+  await fs.rm(share, { recursive: true, force: true });
+  execFileSync('cp', ['-a', base, share]);
+  const raw = rawListing(share, dropCaches);
+  let smb: { direct: number; mount: number } | undefined;
   for (const tool of makeTools()) {
     console.error(`bench: ${tool.name}`);
     for (const d of [tool.repo, tool.env.STRATA_CACHE_DIR, tool.env.RESTIC_CACHE_DIR, tool.env.BORG_BASE_DIR, share].filter(Boolean)) {
@@ -144,11 +143,12 @@ async function main(): Promise<void> {
     await fs.rm(target, { recursive: true, force: true });
     step('full restore', tool.restore(target), corpusBytes);
     await fs.rm(target, { recursive: true, force: true });
-    mounts.push({ tool: tool.name, ...(await mountBench(tool, share, corpusBytes)) });
+    mounts.push({ tool: tool.name, ...(await mountBench(tool, benchDir, share, corpusBytes, dropCaches)) });
+    if (tool.name === 'strata') smb = await smbBench(tool, benchDir, share, dropCaches);
   }
   const extra = args.includes('--index-10m') ? await indexBench() : undefined;
   const serve = args.includes('--serve') ? await (await import('./serve.js')).serveBench(benchDir, root) : undefined;
-  report(results, mounts, { corpusBytes, files, caches, extra, serve });
+  report(results, mounts, { corpusBytes, files, caches, extra, serve, raw, smb });
 }
 
 async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: number }> {
@@ -156,65 +156,9 @@ async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: 
   return synthIndex(benchDir, path.join(benchDir, 'corpus/office'));
 }
 
-interface MountMeasure { mountSeconds: number; lsSeconds: number; tarSeconds: number; tarMBps: number; firstByteSeconds: number; rssMiB: number }
-
-const isMounted = (m: string): boolean => readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === m);
-
-/** Mount time, `ls -lR` and `tar` of the newest snapshot on a fresh mount, first byte of a file, peak RSS of the mount process. */
-async function mountBench(tool: Tool, share: string, corpusBytes: number): Promise<MountMeasure> {
-  const mnt = path.join(benchDir, `mnt-${tool.name}`);
-  await fs.mkdir(mnt, { recursive: true });
-  const timedShell = (cmd: string): number => {
-    const start = performance.now();
-    execFileSync('sh', ['-c', cmd], { stdio: 'ignore', maxBuffer: 1 << 30 });
-    return (performance.now() - start) / 1000;
-  };
-  const up = async () => {
-    dropCaches();
-    const start = performance.now();
-    const [cmd, ...rest] = tool.mount(mnt);
-    const child = spawn(cmd, rest, { env: { ...process.env, ...tool.env }, stdio: 'ignore' });
-    while (!isMounted(mnt)) {
-      if (child.exitCode !== null || performance.now() - start > 60_000) throw new Error(`${tool.name} mount did not come up`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    // The newest snapshot must be reachable, not just the mount.
-    while (!existsSync(tool.latest(mnt, share))) await new Promise((r) => setTimeout(r, 10));
-    return { child, seconds: (performance.now() - start) / 1000 };
-  };
-  const down = async (child: ReturnType<typeof spawn>) => {
-    const rss = peakRss(child.pid!);
-    child.kill('SIGINT');
-    const deadline = Date.now() + 10_000;
-    while (isMounted(mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
-    child.kill('SIGKILL');
-    return rss;
-  };
-  let m = await up();
-  const latest = tool.latest(mnt, share);
-  const lsSeconds = timedShell(`ls -lR '${latest}' > /dev/null`);
-  const firstByteSeconds = timedShell(`head -c1 '${latest}/archives/2024.tar' > /dev/null`);
-  const rss1 = await down(m.child);
-  m = await up();
-  const tarSeconds = timedShell(`tar -cf - -C '${latest}' . | cat > /dev/null`);
-  const rss2 = await down(m.child);
-  return { mountSeconds: m.seconds, lsSeconds, tarSeconds, tarMBps: corpusBytes / 1e6 / tarSeconds, firstByteSeconds, rssMiB: Math.max(rss1, rss2) };
-}
-
-/** Peak RSS (MiB) of a process and its children (borg mount runs under sh -c exec, so the pid is borg's). */
-function peakRss(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
-}
-
 function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[], info: {
   corpusBytes: number; files: number; caches: boolean; extra?: { rssMiB: number; seconds: number; chunks: number };
-  serve?: import('./serve.js').ServeMeasure;
+  serve?: import('./serve.js').ServeMeasure; raw: { cold: number; warm: number }; smb?: { direct: number; mount: number };
 }): void {
   if (args.includes('--json')) {
     console.log(JSON.stringify({ ...info, results }, null, 2));
@@ -238,11 +182,17 @@ function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[],
     }
   }
   if (mounts.length) {
-    lines.push('', '| mount | tool | mount s | ls -lR s | tar s | tar MB/s | first byte s | mount RSS MiB | strata ÷ tool (ls, tar time) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    lines.push('', `The share on the raw disk: \`ls -lR\` ${info.raw.cold.toFixed(2)} s cold, ${info.raw.warm.toFixed(2)} s warm.`, '',
+      '| mount of the newest snapshot | mount s | ls -lR cold s | ls -lR warm s | first byte s | tar s | tar MB/s | large files MB/s (repository cached) | peak RSS MiB | strata ÷ tool (ls cold, tar time) |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     const ours = mounts.find((m) => m.tool === 'strata');
     for (const m of mounts) {
-      const ratio = ours && m.tool !== 'strata' ? `${(ours.lsSeconds / m.lsSeconds).toFixed(2)}, ${(ours.tarSeconds / m.tarSeconds).toFixed(2)}` : '';
-      lines.push(`| newest snapshot | ${m.tool} | ${m.mountSeconds.toFixed(2)} | ${m.lsSeconds.toFixed(2)} | ${m.tarSeconds.toFixed(2)} | ${m.tarMBps.toFixed(0)} | ${m.firstByteSeconds.toFixed(3)} | ${m.rssMiB.toFixed(0)} | ${ratio} |`);
+      const ratio = ours && m.tool !== 'strata' ? `${(ours.lsCold / m.lsCold).toFixed(2)}, ${(ours.tarSeconds / m.tarSeconds).toFixed(2)}` : '';
+      lines.push(`| ${m.tool} | ${m.mountSeconds.toFixed(2)} | ${m.lsCold.toFixed(2)} | ${m.lsWarm.toFixed(3)} | ${m.firstByte.toFixed(3)} | ${m.tarSeconds.toFixed(2)} | ${m.tarMBps.toFixed(0)} | ${m.largeMBps.toFixed(0)} | ${m.rssMiB.toFixed(0)} | ${ratio} |`);
+    }
+    if (ours?.jsCalls) lines.push('', `Strata: FUSE calls that reached JS: ${ours.jsCalls[0]} in the cold listing, ${ours.jsCalls[1]} in the warm one.`);
+    if (info.smb) {
+      lines.push(`\`smbclient -c 'recurse; ls'\` through smbd: the share itself ${info.smb.direct.toFixed(2)} s, its newest snapshot in the Strata mount ${info.smb.mount.toFixed(2)} s (${(info.smb.mount / info.smb.direct).toFixed(2)}×).`);
     }
   }
   if (info.extra) {

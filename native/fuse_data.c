@@ -24,6 +24,9 @@
 #define AHEAD_CACHE_BYTES (4u << 20)
 #define READ_CHUNKS 8 /* chunks one read may span (reads are at most 1 MiB; chunks at least 512 KiB) */
 #define CHUNK_RECORD 88
+/* A sequential reader has the next chunks loaded ahead, this much of them (both ahead workers busy). */
+#define READ_AHEAD_BYTES (4u << 20)
+#define READ_AHEAD_CHUNKS 4
 
 typedef struct cached {
   uint8_t id[BLOB_ID_BYTES];
@@ -371,11 +374,10 @@ static void queue_task(data_path *dp, task *t) {
 }
 
 void data_read(data_path *dp, fuse_req_t req, uint64_t nodeid, uint64_t off, size_t size) {
-  chunk_loc locs[READ_CHUNKS], ahead;
+  chunk_loc locs[READ_CHUNKS], ahead[READ_AHEAD_CHUNKS];
   uint64_t starts[READ_CHUNKS];
   char problem_copy[256] = "";
-  uint32_t count = 0, first = 0;
-  int next = 0;
+  uint32_t count = 0, first = 0, next = 0;
   table_lock(dp->m->table);
   node *n = table_get(dp->m->table, nodeid);
   layout *l = n ? data_layout(dp, dp->m->table, n) : NULL;
@@ -384,9 +386,12 @@ void data_read(data_path *dp, fuse_req_t req, uint64_t nodeid, uint64_t off, siz
     snprintf(problem_copy, sizeof problem_copy, "%s", l->problem);
   } else if (l) {
     count = copy_span(l, off, size, locs, starts, READ_CHUNKS, &first);
-    /* The chunk after the last one read: a sequential reader comes to it next. */
-    next = first + count < l->count;
-    if (next) ahead = l->chunks[first + count];
+    /* The chunks after the last one read, READ_AHEAD_BYTES of them: a sequential reader comes to them next. */
+    uint64_t bytes = 0;
+    for (uint32_t i = first + count; i < l->count && next < READ_AHEAD_CHUNKS && bytes < READ_AHEAD_BYTES; i++) {
+      ahead[next++] = l->chunks[i];
+      bytes += l->chunks[i].raw_length;
+    }
   }
   table_unlock(dp->m->table);
   if (!l) {
@@ -423,16 +428,18 @@ void data_read(data_path *dp, fuse_req_t req, uint64_t nodeid, uint64_t off, siz
     fuse_reply_err(req, EIO);
   } else {
     fuse_reply_iov(req, iov, (int)have);
-    if (next) {
-      pthread_mutex_lock(&dp->lock);
-      task *t = dp->ntasks < AHEAD_TASKS && !dp->stopping ? calloc(1, sizeof *t) : NULL;
-      if (t) {
-        t->kind = T_LOAD;
-        t->loc = ahead;
-        queue_task(dp, t);
-      }
-      pthread_mutex_unlock(&dp->lock);
+    pthread_mutex_lock(&dp->lock);
+    for (uint32_t i = 0; i < next && dp->ntasks < AHEAD_TASKS && !dp->stopping; i++) {
+      cached *c = dp->buckets[bucket_of(dp, ahead[i].id)];
+      while (c && memcmp(c->id, ahead[i].id, BLOB_ID_BYTES)) c = c->next_in_bucket;
+      if (c) continue; /* cached, or being loaded */
+      task *t = calloc(1, sizeof *t);
+      if (!t) break;
+      t->kind = T_LOAD;
+      t->loc = ahead[i];
+      queue_task(dp, t);
     }
+    pthread_mutex_unlock(&dp->lock);
   }
   for (uint32_t i = 0; i < have; i++) release(dp, got[i], KEEP);
 }

@@ -62,6 +62,17 @@ async function prepareMountpoint(mountpoint: string): Promise<void> {
   if ((await fs.readdir(mountpoint)).length > 0) throw errors.usage(`${mountpoint} is not empty: mount on an empty folder`);
 }
 
+/** How far the kernel reads ahead in a file (the default is 128 KiB: 1 MiB took large files from ~350 to ~600 MB/s here). */
+const READ_AHEAD_KB = 1024;
+
+/** Raises the mount's readahead (root only; elsewhere the kernel's default stays). */
+async function widenReadahead(mountpoint: string): Promise<void> {
+  const { dev } = await fs.stat(mountpoint);
+  const major = Math.floor(dev / 256) & 0xfff;
+  const minor = (dev & 0xff) | (Math.floor(dev / 4096) & 0xfff00);
+  await fs.writeFile(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, String(READ_AHEAD_KB)).catch(() => {});
+}
+
 export async function mountView(view: SnapshotView, mountpoint: string, opts: MountOptions = {}): Promise<Mounted> {
   await prepareMountpoint(mountpoint);
   const fuse = fuseBinding();
@@ -124,6 +135,7 @@ export async function mountView(view: SnapshotView, mountpoint: string, opts: Mo
     throw errors.usage(`cannot mount at ${mountpoint}: ${(e as Error).message}`);
   }
   await setNamespaces();
+  await widenReadahead(mountpoint);
   view.onSnapshotsChanged(() => {
     if (!session) return;
     fuse.invalidate(session);

@@ -75,7 +75,7 @@ export async function startSamba(t: Parameters<typeof tempDir>[0], shares: Recor
     /** Runs smbclient commands on a share as the test user. */
     client(share: string, commands: string, cwd?: string) {
       return spawnSync('smbclient', [`//127.0.0.1/${share}`, '-p', String(port), '-U', `${SMB_USER}%${SMB_PASSWORD}`, `--configfile=${conf}`, '-c', commands], {
-        encoding: 'utf8', cwd, timeout: 60_000,
+        encoding: 'utf8', cwd, timeout: 120_000, maxBuffer: 1 << 28,
       });
     },
   };

@@ -1,9 +1,11 @@
 /** Strata versions over real SMB: a mount shared by smbd, and Previous Versions on a live share. */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { smbConfig } from '../../src/fs/smb.js';
+import { LocalBackend } from '../../src/store/backend/local.js';
+import { Repository } from '../../src/store/repository.js';
 import { strata } from '../kit/cli.js';
 import { mountRepository } from '../kit/mount.js';
 import { Random } from '../kit/random.js';
@@ -63,4 +65,41 @@ t.test('versions over SMB: list, copy out, writes refused, permissions kept, Pre
   const versions = samba.client('strata-live', 'allinfo report.bin');
   t.equal(versions.status, 0, versions.stderr + versions.stdout + samba.log());
   t.match(versions.stdout, /@GMT-\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d/, 'Previous Versions lists the Strata snapshot');
+});
+
+t.test('two snapshots in the same second are both Previous Versions (their @GMT names still parse)', { skip }, async (t) => {
+  const dir = tempDir(t);
+  await fs.chmod(dir, 0o755);
+  const env = { STRATA_REPOSITORY: path.join(dir, 'repo'), STRATA_PASSWORD: 'pw', STRATA_CACHE_DIR: path.join(dir, 'cache') };
+  const share = path.join(dir, 'share');
+  await fs.mkdir(share);
+  await fs.chmod(share, 0o755);
+  await fs.writeFile(path.join(share, 'report.txt'), 'first');
+  await fs.chmod(path.join(share, 'report.txt'), 0o644);
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', share], env).code, 0);
+  await fs.writeFile(path.join(share, 'report.txt'), 'second, in the same second');
+  t.equal(strata(['backup', share], env).code, 0);
+  // Make the second snapshot fall in the first one's second (a continuous capture does this).
+  const repo = await Repository.open(new LocalBackend(env.STRATA_REPOSITORY), { password: 'pw', cacheDir: path.join(dir, 'cache-writer') });
+  const [first, second] = await repo.listSnapshots();
+  await repo.saveSnapshot({ ...second.snapshot, time: first.snapshot.time });
+  await repo.backend.remove(`snapshots/${second.id}`);
+  await repo.close();
+  await fs.writeFile(path.join(share, 'report.txt'), 'live');
+
+  const { mountpoint } = await mountRepository(t, env, ['--allow-other']);
+  const configText = strata(['smb-config', mountpoint, '--share', share, '--name', 'strata'], env).stdout;
+  const samba = await startSamba(t, { 'strata-live': shareLines(configText, 'strata-live') });
+  const versions = samba.client('strata-live', 'allinfo report.txt');
+  t.equal(versions.status, 0, versions.stderr + versions.stdout + samba.log());
+  const tokens = [...new Set(versions.stdout.match(/@GMT-\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d/g) ?? [])];
+  t.equal(tokens.length, 2, `both versions are listed (${tokens.join(', ')})`);
+  const out = tempDir(t);
+  const contents = tokens.map((token) => {
+    const got = samba.client('strata-live', `get "${token}\\report.txt" v.txt`, out);
+    t.equal(got.status, 0, got.stderr + got.stdout);
+    return readFileSync(path.join(out, 'v.txt'), 'utf8');
+  });
+  t.same(contents.sort(), ['first', 'second, in the same second'], 'and each opens as its own version');
 });

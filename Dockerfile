@@ -6,7 +6,7 @@
 # with /etc/strata/strata.json naming /srv/share, /repo and "mount": "/mnt/strata".
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential python3 pkg-config fuse libfuse2 acl attr \
+ && apt-get install -y --no-install-recommends build-essential python3 pkg-config fuse3 libfuse3-dev liblz4-dev acl attr \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/strata
 COPY package.json package-lock.json tsconfig.json ./
@@ -17,5 +17,5 @@ COPY src ./src
 RUN npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 ENV STRATA_CACHE_DIR=/var/cache/strata
 VOLUME ["/var/cache/strata"]
-ENTRYPOINT ["node", "/opt/strata/bin/strata.js"]
+ENTRYPOINT ["/opt/strata/bin/strata.js"]
 CMD ["serve", "--config", "/etc/strata/strata.json"]

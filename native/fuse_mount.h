@@ -68,9 +68,9 @@ typedef struct strata_mount {
   void *bridge;
 
   pthread_mutex_t jobs_lock;
-  job **jobs;          /* by slot (low 32 bits of the id) */
+  job **jobs;          /* by slot (the id's low bits, fuse_ops.c) */
   uint32_t jobs_cap;
-  uint32_t *job_gen;   /* generation per slot (high 32 bits of the id) */
+  uint32_t *job_gen;   /* generation per slot (the id's high bits) */
   uint32_t free_slot;  /* head of the free-slot chain, or UINT32_MAX */
   uint32_t *next_slot;
   uint32_t prefetching; /* loads in flight that nobody waits for yet */

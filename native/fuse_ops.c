@@ -64,7 +64,14 @@ void ops_jobs_free(strata_mount *m) {
   pthread_mutex_destroy(&m->jobs_lock);
 }
 
-/* Registers a new job; NULL when out of memory. */
+/*
+ * Job ids go to JS as doubles: (generation << JOB_SLOT_BITS) | slot stays below 2^52, and
+ * the generation of a slot changes with every reuse, so a late answer finds nothing.
+ */
+#define JOB_SLOT_BITS 20
+#define MAX_JOBS (1u << JOB_SLOT_BITS)
+
+/* Registers a new job; NULL when out of memory (or a million are in flight). */
 static job *job_new(strata_mount *m, uint32_t kind, uint64_t nodeid, const uint8_t *ref, uint32_t ref_len, uint32_t index) {
   job *j = calloc(1, sizeof *j + ref_len);
   if (!j) return NULL;
@@ -76,6 +83,11 @@ static job *job_new(strata_mount *m, uint32_t kind, uint64_t nodeid, const uint8
   pthread_mutex_lock(&m->jobs_lock);
   if (m->free_slot == UINT32_MAX) {
     uint32_t cap = m->jobs_cap ? m->jobs_cap * 2 : 64;
+    if (cap > MAX_JOBS) {
+      pthread_mutex_unlock(&m->jobs_lock);
+      free(j);
+      return NULL;
+    }
     job **jobs = realloc(m->jobs, cap * sizeof *jobs);
     uint32_t *gen = realloc(m->job_gen, cap * sizeof *gen);
     uint32_t *next = realloc(m->next_slot, cap * sizeof *next);
@@ -98,14 +110,14 @@ static job *job_new(strata_mount *m, uint32_t kind, uint64_t nodeid, const uint8
   uint32_t slot = m->free_slot;
   m->free_slot = m->next_slot[slot];
   m->jobs[slot] = j;
-  j->id = ((uint64_t)++m->job_gen[slot] << 32) | slot;
+  j->id = ((uint64_t)++m->job_gen[slot] << JOB_SLOT_BITS) | slot;
   pthread_mutex_unlock(&m->jobs_lock);
   return j;
 }
 
 /* Takes a job out of the registry (the caller then owns it); NULL when unknown. */
 static job *job_take(strata_mount *m, uint64_t id, uint32_t kind) {
-  uint32_t slot = (uint32_t)id;
+  uint32_t slot = (uint32_t)(id & (MAX_JOBS - 1));
   job *j = NULL;
   pthread_mutex_lock(&m->jobs_lock);
   if (slot < m->jobs_cap && m->jobs[slot] && m->jobs[slot]->id == id && m->jobs[slot]->kind == kind) {

@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 # Build tools for the native addons; fuse3 and libfuse3-dev for the mount (our own libfuse 3
-# binding in native/); rsync, acl, attr for the fidelity tests; samba and smbclient for the SMB tests.
-packages=(build-essential python3 pkg-config fuse3 libfuse3-dev rsync acl attr samba samba-vfs-modules smbclient)
+# binding in native/); liblz4-dev for opening chunks in C; rsync, acl, attr for the fidelity
+# tests; samba and smbclient for the SMB tests.
+packages=(build-essential python3 pkg-config fuse3 libfuse3-dev liblz4-dev rsync acl attr samba samba-vfs-modules smbclient)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
@@ -29,4 +30,4 @@ echo "setup: npm ci (dependencies and the native addon)" >&2
 npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
 [ -f native/build/Release/strata_native.node ] && [ -f native/build/Release/strata_fuse.node ] || npm run install --silent
 
-[ "${1:-}" = "--no-demo" ] || exec node bin/strata.js serve
+[ "${1:-}" = "--no-demo" ] || exec bin/strata.js serve

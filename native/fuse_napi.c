@@ -10,7 +10,6 @@
  *     the message), JOB_CLOSED (the session ended).
  *   loadDone(session, id, batch), loadFailed(session, id, errno)
  *   readDone(session, id, buffers), readFailed(session, id, errno)
- *   store(session, nodeid, offset, data)     push file data into the page cache
  *   invalidate(session)                      the snapshot list changed
  *   setNamespaces(session, security, system) whether any snapshot holds such xattrs
  *   stats(session), pathOf(session, nodeid), unmount(session), trim()
@@ -278,13 +277,17 @@ static napi_value js_load_done(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value js_load_failed(napi_env env, napi_callback_info info) {
+/* (session, id, errno): a job JS could not do. */
+static napi_value job_failed(napi_env env, napi_callback_info info, int (*fail)(strata_mount *, uint64_t, int)) {
   napi_value argv[3];
   uint64_t id;
   session *s = live_session(env, info, 3, argv, &id);
-  if (s) ops_load_failed(&s->m, id, (int)get_number(env, argv[2]));
+  if (s) fail(&s->m, id, (int)get_number(env, argv[2]));
   return NULL;
 }
+
+static napi_value js_load_failed(napi_env env, napi_callback_info info) { return job_failed(env, info, ops_load_failed); }
+static napi_value js_read_failed(napi_env env, napi_callback_info info) { return job_failed(env, info, ops_read_failed); }
 
 static napi_value js_read_done(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -316,26 +319,6 @@ static napi_value js_read_done(napi_env env, napi_callback_info info) {
   }
   ops_read_done(&s->m, id, iov, (int)count); /* copied into the kernel before it returns */
   if (iov != small) free(iov);
-  return NULL;
-}
-
-static napi_value js_read_failed(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  uint64_t id;
-  session *s = live_session(env, info, 3, argv, &id);
-  if (s) ops_read_failed(&s->m, id, (int)get_number(env, argv[2]));
-  return NULL;
-}
-
-static napi_value js_store(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  session *s = live_session(env, info, 4, argv, NULL);
-  if (!s) return NULL;
-  const uint8_t *data;
-  size_t len;
-  if (!get_buffer(env, argv[3], &data, &len)) return NULL;
-  struct iovec iov = { (void *)data, len };
-  notify_store(&s->m, (uint64_t)get_number(env, argv[1]), (uint64_t)get_number(env, argv[2]), &iov, 1);
   return NULL;
 }
 
@@ -416,7 +399,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "loadFailed", NULL, js_load_failed, NULL, NULL, NULL, napi_default, NULL },
     { "readDone", NULL, js_read_done, NULL, NULL, NULL, napi_default, NULL },
     { "readFailed", NULL, js_read_failed, NULL, NULL, NULL, napi_default, NULL },
-    { "store", NULL, js_store, NULL, NULL, NULL, napi_default, NULL },
     { "invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL },
     { "setNamespaces", NULL, js_set_namespaces, NULL, NULL, NULL, napi_default, NULL },
     { "stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },

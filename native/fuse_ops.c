@@ -29,6 +29,11 @@
 #define MAX_PREFETCH 16
 #define AHEAD_CAP 16384u
 #define AHEAD_DEEP (1ull << 63)
+/* Files pushed into the page cache ahead of a reader (see push_ahead). */
+#define PUSH_FILES 256
+#define PUSH_FILE_MAX (4u << 20)
+#define PUSH_BYTES (32u << 20)
+#define PUSH_VISITS 4096 /* entries a run looks at, at most: files pushed before are passed over */
 
 enum parked_op { P_LOOKUP, P_READDIR, P_READDIRPLUS };
 
@@ -632,10 +637,6 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  * never above a virtual folder. Nothing is pushed twice. Large files are left to the
  * kernel's readahead. Table lock held.
  */
-#define PUSH_FILES 256
-#define PUSH_FILE_MAX (4u << 20)
-#define PUSH_BYTES (32u << 20)
-#define PUSH_VISITS 4096 /* entries a run looks at, at most: files pushed before are passed over */
 
 static job *push_ahead(strata_mount *m, node *n) {
   job *chain = NULL;

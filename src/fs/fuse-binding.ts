@@ -43,7 +43,6 @@ export interface FuseBinding {
   loadFailed(session: Session, id: number, errno: number): void;
   readDone(session: Session, id: number, data: Buffer[]): void;
   readFailed(session: Session, id: number, errno: number): void;
-  store(session: Session, nodeid: number, offset: number, data: Buffer): void;
   invalidate(session: Session): void;
   setNamespaces(session: Session, security: boolean, system: boolean): void;
   stats(session: Session): FuseStats | undefined;

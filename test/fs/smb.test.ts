@@ -23,13 +23,19 @@ function shareLines(text: string, name: string): string[] {
   return lines.slice(start + 1, end < 0 ? undefined : end).filter((l) => l.trim() && !l.trim().startsWith('#'));
 }
 
-t.test('versions over SMB: list, copy out, writes refused, permissions kept, Previous Versions', { skip }, async (t) => {
+/** A repository and a share that Samba's user may reach (the folders on the way are 0755). */
+async function setup(t: Parameters<typeof tempDir>[0]) {
   const dir = tempDir(t);
   await fs.chmod(dir, 0o755);
   const env = { STRATA_REPOSITORY: path.join(dir, 'repo'), STRATA_PASSWORD: 'pw', STRATA_CACHE_DIR: path.join(dir, 'cache') };
   const share = path.join(dir, 'share');
   await fs.mkdir(share);
   await fs.chmod(share, 0o755);
+  return { dir, env, share };
+}
+
+t.test('versions over SMB: list, copy out, writes refused, permissions kept, Previous Versions', { skip }, async (t) => {
+  const { env, share } = await setup(t);
   const report = new Random(3).bytes(700_000);
   await fs.writeFile(path.join(share, 'report.bin'), report);
   await fs.chmod(path.join(share, 'report.bin'), 0o644);
@@ -68,12 +74,7 @@ t.test('versions over SMB: list, copy out, writes refused, permissions kept, Pre
 });
 
 t.test('two snapshots in the same second are both Previous Versions (their @GMT names still parse)', { skip }, async (t) => {
-  const dir = tempDir(t);
-  await fs.chmod(dir, 0o755);
-  const env = { STRATA_REPOSITORY: path.join(dir, 'repo'), STRATA_PASSWORD: 'pw', STRATA_CACHE_DIR: path.join(dir, 'cache') };
-  const share = path.join(dir, 'share');
-  await fs.mkdir(share);
-  await fs.chmod(share, 0o755);
+  const { dir, env, share } = await setup(t);
   await fs.writeFile(path.join(share, 'report.txt'), 'first');
   await fs.chmod(path.join(share, 'report.txt'), 0o644);
   t.equal(strata(['init'], env).code, 0);

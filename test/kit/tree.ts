@@ -17,7 +17,7 @@ export type Node =
   | { type: 'fifo'; mode?: number }
   | { type: 'chardev'; major: number; minor: number };
 
-/** A name in a tree spec: UTF-8, where `\\xNN` stands for one raw byte (as the mount shows such names). */
+/** A name in a tree spec: UTF-8, where `\\xNN` stands for one raw byte. */
 export function nameBytes(name: string): Buffer {
   const parts = name.split(/(\\x[0-9A-F]{2})/);
   return Buffer.concat(parts.map((p) => (/^\\x[0-9A-F]{2}$/.test(p) ? Buffer.from([parseInt(p.slice(2), 16)]) : Buffer.from(p))));
@@ -75,12 +75,6 @@ export async function writeTree(root: string, children: Record<string, Node>): P
     if (node.mode !== undefined) await fs.chmod(p, node.mode);
     for (const [k, v] of Object.entries(node.xattrs ?? {})) native.setXattr(p, k, Buffer.from(v));
   }
-}
-
-/** The tree without what the mount cannot show byte for byte (names and link targets that are not UTF-8). */
-export function utf8Only(tree: Record<string, Node>): Record<string, Node> {
-  return Object.fromEntries(Object.entries(tree).filter(([name, node]) =>
-    !name.includes('\\x') && !(node.type === 'symlink' && Buffer.isBuffer(node.target))));
 }
 
 /** The edge cases a NAS holds, with content from `seed`. */

@@ -157,3 +157,32 @@ export async function smbBench(tool: MountTool, dir: string, share: string, drop
     await down(mnt, m);
   }
 }
+
+/**
+ * A snapshot with ACLs and xattrs: `office/` of the corpus (20,000 files, 10,000 folders) with
+ * a POSIX ACL on every tenth file and Samba's user.DOSATTRIB on every fifth, backed up into a
+ * repository of its own; `ls -lR` of it on a fresh mount (caches dropped), and of the copy itself.
+ */
+export async function aclListing(tool: MountTool, strataBin: string[], dir: string, corpus: string, dropCaches: () => boolean): Promise<{ raw: number; mount: number }> {
+  const share = path.join(dir, 'share-acl');
+  await fs.rm(share, { recursive: true, force: true });
+  execFileSync('cp', ['-a', path.join(corpus, 'office'), share]);
+  execFileSync('sh', ['-c', `cd '${share}' && find . -type f -name 'doc-*0.txt' -print0 | xargs -0 setfacl -m u:1234:r && `
+    + `find . -type f -name 'doc-*[05].txt' -print0 | xargs -0 -n 200 setfattr -n user.DOSATTRIB -v 0x20`]);
+  const repo = path.join(dir, 'repo-acl');
+  await fs.rm(repo, { recursive: true, force: true });
+  const env = { ...tool.env, STRATA_REPOSITORY: repo, STRATA_CACHE_DIR: path.join(dir, 'cache-acl') };
+  const acl: MountTool = { ...tool, env, repo };
+  const strata = (args: string[]) => execFileSync(strataBin[0], [...strataBin.slice(1), ...args], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  strata(['init', '-q']);
+  strata(['backup', '-q', share]);
+  dropCaches();
+  const raw = timedShell(`ls -lR '${share}' > /dev/null`);
+  const mnt = path.join(dir, 'mnt-acl');
+  await fs.mkdir(mnt, { recursive: true });
+  dropCaches();
+  const m = await up(acl, mnt, share);
+  const mount = timedShell(`ls -lR '${acl.latest(mnt, share)}' > /dev/null`);
+  await down(mnt, m);
+  return { raw, mount };
+}

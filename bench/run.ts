@@ -14,7 +14,7 @@ import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus, mutateCorpus } from './corpus.js';
-import { mountBench, rawListing, smbBench, type MountMeasure, type MountTool } from './mount.js';
+import { aclListing, mountBench, rawListing, smbBench, type MountMeasure, type MountTool } from './mount.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -120,6 +120,7 @@ async function main(): Promise<void> {
   execFileSync('cp', ['-a', base, share]);
   const raw = rawListing(share, dropCaches);
   let smb: { direct: number; mount: number } | undefined;
+  let acl: { raw: number; mount: number } | undefined;
   for (const tool of makeTools()) {
     console.error(`bench: ${tool.name}`);
     for (const d of [tool.repo, tool.env.STRATA_CACHE_DIR, tool.env.RESTIC_CACHE_DIR, tool.env.BORG_BASE_DIR, share].filter(Boolean)) {
@@ -144,11 +145,14 @@ async function main(): Promise<void> {
     step('full restore', tool.restore(target), corpusBytes);
     await fs.rm(target, { recursive: true, force: true });
     mounts.push({ tool: tool.name, ...(await mountBench(tool, benchDir, share, corpusBytes, dropCaches)) });
-    if (tool.name === 'strata') smb = await smbBench(tool, benchDir, share, dropCaches);
+    if (tool.name === 'strata') {
+      smb = await smbBench(tool, benchDir, share, dropCaches);
+      acl = await aclListing(tool, [path.join(root, 'bin/strata.js')], benchDir, base, dropCaches);
+    }
   }
   const extra = args.includes('--index-10m') ? await indexBench() : undefined;
   const serve = args.includes('--serve') ? await (await import('./serve.js')).serveBench(benchDir, root) : undefined;
-  report(results, mounts, { corpusBytes, files, caches, extra, serve, raw, smb });
+  report(results, mounts, { corpusBytes, files, caches, extra, serve, raw, smb, acl });
 }
 
 async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: number }> {
@@ -159,6 +163,7 @@ async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: 
 function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[], info: {
   corpusBytes: number; files: number; caches: boolean; extra?: { rssMiB: number; seconds: number; chunks: number };
   serve?: import('./serve.js').ServeMeasure; raw: { cold: number; warm: number }; smb?: { direct: number; mount: number };
+  acl?: { raw: number; mount: number };
 }): void {
   if (args.includes('--json')) {
     console.log(JSON.stringify({ ...info, results }, null, 2));
@@ -191,6 +196,9 @@ function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[],
       lines.push(`| ${m.tool} | ${m.mountSeconds.toFixed(2)} | ${m.lsCold.toFixed(2)} | ${m.lsWarm.toFixed(3)} | ${m.firstByte.toFixed(3)} | ${m.tarSeconds.toFixed(2)} | ${m.tarMBps.toFixed(0)} | ${m.largeMBps.toFixed(0)} | ${m.rssMiB.toFixed(0)} | ${ratio} |`);
     }
     if (ours?.jsCalls) lines.push('', `Strata: FUSE calls that reached JS: ${ours.jsCalls[0]} in the cold listing, ${ours.jsCalls[1]} in the warm one.`);
+    if (info.acl) {
+      lines.push(`A snapshot with ACLs and xattrs (office/: a POSIX ACL on every tenth file, user.DOSATTRIB on every fifth): \`ls -lR\` on a fresh mount ${info.acl.mount.toFixed(2)} s, of the copy on the raw disk ${info.acl.raw.toFixed(2)} s (both cold).`);
+    }
     if (info.smb) {
       lines.push(`\`smbclient -c 'recurse; ls'\` through smbd: the share itself ${info.smb.direct.toFixed(2)} s, its newest snapshot in the Strata mount ${info.smb.mount.toFixed(2)} s (${(info.smb.mount / info.smb.direct).toFixed(2)}×).`);
     }

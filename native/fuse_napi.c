@@ -28,14 +28,7 @@
 
 #include "fuse_data.h"
 #include "fuse_mount.h"
-
-#define NAPI_OR_RETURN_NULL(call)                                            \
-  do {                                                                       \
-    if ((call) != napi_ok) {                                                 \
-      napi_throw_error(env, NULL, "strata_fuse: N-API call failed: " #call); \
-      return NULL;                                                           \
-    }                                                                        \
-  } while (0)
+#include "napi_return.h"
 
 typedef struct session {
   strata_mount m;

@@ -21,6 +21,7 @@
  */
 #include <node_api.h>
 #include "blob_napi.h"
+#include "napi_return.h"
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -32,14 +33,6 @@
 #include <sys/xattr.h>
 #include <dirent.h>
 #include <unistd.h>
-
-#define CHECK(call)                                                        \
-  do {                                                                     \
-    if ((call) != napi_ok) {                                               \
-      napi_throw_error(env, NULL, "strata_native: N-API call failed: " #call); \
-      return NULL;                                                         \
-    }                                                                      \
-  } while (0)
 
 /* Throws an Error shaped like Node's fs errors: message, code, errno, syscall, path. */
 static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
@@ -111,14 +104,14 @@ static uint32_t get_u32(napi_env env, napi_value v) { uint32_t r = 0; napi_get_v
  */
 static napi_value cdc_cut(napi_env env, napi_callback_info info) {
   size_t argc = 10; napi_value argv[10];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 10) { napi_throw_type_error(env, NULL, "cdcCut takes 10 arguments"); return NULL; }
   uint8_t *buf; size_t buflen;
-  CHECK(napi_get_buffer_info(env, argv[0], (void **)&buf, &buflen));
+  NAPI_OR_RETURN_NULL(napi_get_buffer_info(env, argv[0], (void **)&buf, &buflen));
   int64_t start = get_i64(env, argv[1]), end = get_i64(env, argv[2]);
   bool eof = false; napi_get_value_bool(env, argv[3], &eof);
   napi_typedarray_type type; size_t glen; void *gdata; napi_value ab; size_t off;
-  CHECK(napi_get_typedarray_info(env, argv[4], &type, &glen, &gdata, &ab, &off));
+  NAPI_OR_RETURN_NULL(napi_get_typedarray_info(env, argv[4], &type, &glen, &gdata, &ab, &off));
   if (type != napi_uint32_array || glen != 256) { napi_throw_type_error(env, NULL, "gear must be a Uint32Array(256)"); return NULL; }
   const uint32_t *gear = gdata;
   uint32_t min = get_u32(env, argv[5]), norm = get_u32(env, argv[6]), max = get_u32(env, argv[7]);
@@ -146,14 +139,14 @@ static napi_value cdc_cut(napi_env env, napi_callback_info info) {
   }
 done:;
   napi_value out;
-  CHECK(napi_create_double(env, (double)result, &out));
+  NAPI_OR_RETURN_NULL(napi_create_double(env, (double)result, &out));
   return out;
 }
 
 /* listXattrs(path) -> string[] (names of the attributes of path itself, not of a link's target) */
 static napi_value list_xattrs(napi_env env, napi_callback_info info) {
   size_t argc = 1; napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char *path = get_path(env, argv[0]);
   if (!path) return NULL;
   ssize_t size;
@@ -187,7 +180,7 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
 /* getXattr(path, name) -> Buffer */
 static napi_value get_xattr(napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char *path = get_path(env, argv[0]);
   if (!path) return NULL;
   char *name = get_path(env, argv[1]);
@@ -215,7 +208,7 @@ static napi_value get_xattr(napi_env env, napi_callback_info info) {
 /* setXattr(path, name, value: Buffer) */
 static napi_value set_xattr(napi_env env, napi_callback_info info) {
   size_t argc = 3; napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char *path = get_path(env, argv[0]);
   if (!path) return NULL;
   char *name = get_path(env, argv[1]);
@@ -234,7 +227,7 @@ static napi_value set_xattr(napi_env env, napi_callback_info info) {
 /* mknod(path, mode, rdev): mode includes the file type (S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK). */
 static napi_value mknod_(napi_env env, napi_callback_info info) {
   size_t argc = 3; napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char *path = get_path(env, argv[0]);
   if (!path) return NULL;
   uint32_t mode = get_u32(env, argv[1]);
@@ -247,13 +240,13 @@ static napi_value mknod_(napi_env env, napi_callback_info info) {
 /* seekData(fd, offset) / seekHole(fd, offset) -> offset, or -1 when there is no more data (ENXIO). */
 static napi_value seek_common(napi_env env, napi_callback_info info, int whence, const char *syscall) {
   size_t argc = 2; napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd = 0; napi_get_value_int32(env, argv[0], &fd);
   int64_t offset = get_i64(env, argv[1]);
   off_t r = lseek(fd, (off_t)offset, whence);
   if (r < 0 && errno != ENXIO) return throw_errno(env, errno, syscall, NULL);
   napi_value out;
-  CHECK(napi_create_int64(env, r < 0 ? -1 : (int64_t)r, &out));
+  NAPI_OR_RETURN_NULL(napi_create_int64(env, r < 0 ? -1 : (int64_t)r, &out));
   return out;
 }
 static napi_value seek_data(napi_env env, napi_callback_info info) { return seek_common(env, info, SEEK_DATA, "lseek(SEEK_DATA)"); }
@@ -262,7 +255,7 @@ static napi_value seek_hole(napi_env env, napi_callback_info info) { return seek
 /* utimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec) on the path itself (symlinks too). */
 static napi_value utimes_ns(napi_env env, napi_callback_info info) {
   size_t argc = 5; napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char *path = get_path(env, argv[0]);
   if (!path) return NULL;
   struct timespec ts[2];
@@ -439,7 +432,7 @@ static void read_complete(napi_env env, napi_status status, void *data) {
 static napi_value start_job(napi_env env, napi_callback_info info, const char *name, napi_async_execute_callback execute,
                             napi_async_complete_callback complete, bool with_buffer) {
   size_t argc = 3; napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Job *job = calloc(1, sizeof(Job));
   job->path = get_path(env, argv[0]);
   if (!job->path) { free(job); return NULL; }
@@ -454,8 +447,8 @@ static napi_value start_job(napi_env env, napi_callback_info info, const char *n
   napi_create_reference(env, argv[with_buffer ? 2 : 1], 1, &job->callback);
   napi_value resource_name;
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
-  CHECK(napi_create_async_work(env, NULL, resource_name, execute, complete, job, &job->work));
-  CHECK(napi_queue_async_work(env, job->work));
+  NAPI_OR_RETURN_NULL(napi_create_async_work(env, NULL, resource_name, execute, complete, job, &job->work));
+  NAPI_OR_RETURN_NULL(napi_queue_async_work(env, job->work));
   return NULL;
 }
 
@@ -510,7 +503,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"readSmall", NULL, read_small, NULL, NULL, NULL, napi_default, NULL},
     {"writeNew", NULL, write_new, NULL, NULL, NULL, napi_default, NULL},
   };
-  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  NAPI_OR_RETURN_NULL(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   blob_napi_register(env, exports);
   return exports;
 }

@@ -81,9 +81,12 @@ export async function mountView(view: SnapshotView, mountpoint: string, opts: Mo
   let onClosed!: () => void;
   const closed = new Promise<void>((resolve) => { onClosed = resolve; });
 
+  const logFailure = (nodeid: number, message: string): void => {
+    opts.onError?.((session && fuse.pathOf(session, nodeid)?.toString()) ?? '?', message);
+  };
   const fail = (nodeid: number, e: unknown): number => {
     const errno = errnoOf(e);
-    if (errno === Errno.EIO && session) opts.onError?.(fuse.pathOf(session, nodeid)?.toString() ?? '?', (e as Error).message);
+    if (errno === Errno.EIO) logFailure(nodeid, (e as Error).message);
     return errno;
   };
   const load = async (id: number, ref: Buffer, nodeid: number): Promise<void> => {
@@ -103,7 +106,7 @@ export async function mountView(view: SnapshotView, mountpoint: string, opts: Mo
   };
   // On a local disk C reads file data itself: each folder's batch then says where its files' chunks lie.
   const direct = view.directReads();
-  const locate = direct && ((id: Buffer) => direct.locate(id));
+  const locate = direct?.locate;
   const read = async (id: number, ref: Buffer, index: number, offset: number, size: number, nodeid: number): Promise<void> => {
     try {
       const file = await view.openFile(decodeFileRef(ref, index));
@@ -125,7 +128,7 @@ export async function mountView(view: SnapshotView, mountpoint: string, opts: Mo
       (kind, id, ref, index, offset, size, nodeid) => {
         if (kind === JOB_LOAD) void load(id, ref, nodeid);
         else if (kind === JOB_READ) void read(id, ref, index, offset, size, nodeid);
-        else if (kind === JOB_LOG) opts.onError?.(session ? fuse.pathOf(session, nodeid)?.toString() ?? '?' : '?', ref.toString());
+        else if (kind === JOB_LOG) logFailure(nodeid, ref.toString());
         else if (kind === JOB_CLOSED) {
           session = undefined;
           onClosed();

@@ -17,7 +17,7 @@ import { displayPath } from '../sync/local-fs.js';
 import { restore } from '../sync/restore.js';
 import { rootEntry, type Entry } from '../store/format/tree.js';
 import { diffTrees, fileChunks, resolvePath, walkTree } from '../sync/tree-walk.js';
-import { mountView } from '../fs/mount.js';
+import { mountView, type Mounted } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
@@ -280,9 +280,17 @@ program.command('mount')
   .argument('<mountpoint>', 'an empty folder')
   .option('--allow-other', 'let other users and Samba in; the kernel enforces the stored modes and owners (default_permissions)')
   .action(async (mountpoint: string, cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
+    // Signals are ours before the mount appears: a stop or a stats request that comes at once must not kill the process.
+    const stopped = untilStopped().then(() => false);
+    let mounted: Mounted | undefined;
+    // kill -USR2 <pid>: counters of FUSE calls, and of those that reached JS, on stderr.
+    process.on('SIGUSR2', () => {
+      const { rss, heapUsed, external } = process.memoryUsage();
+      process.stderr.write(`fuse stats: ${JSON.stringify({ ...mounted?.stats(), memory: { rss, heapUsed, external } })}\n`);
+    });
     const repo = await openRepository(globals(cmd), out, true);
     const view = new SnapshotView(repositoryViewSource(repo, (m) => out.warn(m)));
-    const mounted = await mountView(view, path.resolve(mountpoint), {
+    mounted = await mountView(view, path.resolve(mountpoint), {
       allowOther: !!cmdOpts.allowOther,
       onError: (p, m) => out.warn(`${p}: ${m}`),
     }).catch(async (e) => {
@@ -290,13 +298,7 @@ program.command('mount')
       throw e;
     });
     out.info(`mounted ${repo.backend.location} at ${path.resolve(mountpoint)}; Ctrl-C (SIGINT) or SIGTERM unmounts`);
-    // kill -USR2 <pid>: counters of FUSE calls, and of those that reached JS, on stderr.
-    const printStats = (): void => {
-      const { rss, heapUsed, external } = process.memoryUsage();
-      process.stderr.write(`fuse stats: ${JSON.stringify({ ...mounted.stats(), memory: { rss, heapUsed, external } })}\n`);
-    };
-    process.on('SIGUSR2', printStats);
-    const outside = await Promise.race([untilStopped().then(() => false), mounted.closed.then(() => true)]);
+    const outside = await Promise.race([stopped, mounted.closed.then(() => true)]);
     if (!outside) await mounted.unmount();
     await repo.close();
     out.info(outside ? 'unmounted from outside' : 'unmounted');

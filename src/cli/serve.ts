@@ -46,6 +46,8 @@ function makeLogger(): pino.Logger {
 }
 
 export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Output): Promise<void> {
+  // Signals are ours from the start: a stop while the repository opens or the mount comes up is a clean stop.
+  const stopped = untilStopped();
   const log = makeLogger();
   const pw = await password({ ...opts, passwordFile: config.passwordFile ?? opts.passwordFile });
   const cacheDir = config.cacheDir ?? opts.cacheDir;
@@ -66,7 +68,7 @@ export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Out
       void mounted.closed.then(() => { if (!stopping) log.warn({ mount: config.mount }, 'the mount was unmounted from outside; capture goes on'); });
     }
     out.info(`strata serve: ${config.sources.length} source(s) into ${backend.location}; Ctrl-C or SIGTERM stops`);
-    await untilStopped();
+    await stopped;
     stopping = true;
     log.info({}, 'stopping');
   } finally {

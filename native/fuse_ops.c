@@ -135,7 +135,7 @@ static job *job_take(strata_mount *m, uint64_t id, uint32_t kind) {
   return j;
 }
 
-static void fail_parked(strata_mount *m, parked *p, int err);
+static void fail_parked(parked *p, int err);
 static void end_push(strata_mount *m, const job *j);
 
 /* Hands a job to JS; if that cannot happen, fails what waits on it. */
@@ -203,7 +203,8 @@ static int park(strata_mount *m, node *dir, int op, fuse_req_t req, size_t size,
 static job *start_load(strata_mount *m, node *dir) {
   if (dir->state == DIR_LOADING) return NULL;
   job *j = job_new(m, JOB_LOAD, dir->nodeid, dir->ref, dir->ref_len, dir->index);
-  if (j) table_set_loading(m->table, dir);
+  if (!j) return NULL;
+  table_set_loading(m->table, dir);
   count(m, C_JS_LOAD);
   return j;
 }
@@ -241,13 +242,11 @@ static job *pump(strata_mount *m) {
     uint64_t entry = m->ahead[m->ahead_top];
     node *c = table_get(m->table, entry & ~AHEAD_DEEP);
     if (!c || c->state != DIR_UNLOADED) continue;
-    job *j = job_new(m, JOB_LOAD, c->nodeid, c->ref, c->ref_len, c->index);
+    job *j = start_load(m, c);
     if (!j) break;
     j->prefetch = 1;
     c->ahead = entry & AHEAD_DEEP ? AHEAD_WALK : AHEAD_ONE;
-    table_set_loading(m->table, c);
     m->prefetching++;
-    count(m, C_JS_LOAD);
     j->next_free = chain;
     chain = j;
   }
@@ -378,8 +377,7 @@ static void do_readdir(strata_mount *m, fuse_req_t req, fuse_ino_t ino, size_t s
   free(counted);
 }
 
-static void fail_parked(strata_mount *m, parked *p, int err) {
-  (void)m;
+static void fail_parked(parked *p, int err) {
   while (p) {
     parked *next = p->next;
     fuse_reply_err(p->req, err);
@@ -427,7 +425,7 @@ int ops_load_done(strata_mount *m, uint64_t id, const uint8_t *batch, size_t len
   job *ahead = pump(m);
   table_unlock(m->table);
   send_chain(m, ahead);
-  if (err) fail_parked(m, p, EIO);
+  if (err) fail_parked(p, EIO);
   else run_parked(m, j->nodeid, p);
   free(j);
   return 0;
@@ -447,7 +445,7 @@ int ops_load_failed(strata_mount *m, uint64_t id, int err) {
   job *ahead = pump(m);
   table_unlock(m->table);
   send_chain(m, ahead);
-  fail_parked(m, p, err);
+  fail_parked(p, err);
   free(j);
   return 0;
 }

@@ -161,7 +161,7 @@ static void free_node(table *t, node *n) {
   }
 }
 
-/* Drops a folder's children (none may be pinned unless `force_detach`: those become orphans). */
+/* Drops a folder's children (the caller makes sure none is pinned: see evict). */
 static void unload(table *t, node *dir) {
   folder *d = dir->dir;
   lru_remove(t, dir);

@@ -7,13 +7,15 @@
  * the machine allows it. Options: --dir DIR (default /var/tmp/strata-bench),
  * --tools strata,restic,borg (or none), --index-10m (also measure a backup
  * against a synthetic index of 10 million chunks), --serve (continuous capture
- * on a share of 200,000 files, bench/serve.ts), --json.
+ * on a share of 200,000 files, bench/serve.ts), --scale (capture's cost per
+ * entry on a 50k and a 500k-entry tree, bench/scale.ts), --json.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus, mutateCorpus } from './corpus.js';
+import { scaleBench, scaleReport, type ScaleMeasure } from './scale.js';
 import { aclListing, mountBench, rawListing, smbBench, type MountMeasure, type MountTool } from './mount.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -152,7 +154,8 @@ async function main(): Promise<void> {
   }
   const extra = args.includes('--index-10m') ? await indexBench() : undefined;
   const serve = args.includes('--serve') ? await (await import('./serve.js')).serveBench(benchDir, root) : undefined;
-  report(results, mounts, { corpusBytes, files, caches, extra, serve, raw, smb, acl });
+  const scale = args.includes('--scale') ? await scaleBench(benchDir, [path.join(root, 'bin/strata.js')], timed, dropCaches) : undefined;
+  report(results, mounts, { corpusBytes, files, caches, extra, serve, raw, smb, acl, scale });
 }
 
 async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: number }> {
@@ -163,7 +166,7 @@ async function indexBench(): Promise<{ rssMiB: number; seconds: number; chunks: 
 function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[], info: {
   corpusBytes: number; files: number; caches: boolean; extra?: { rssMiB: number; seconds: number; chunks: number };
   serve?: import('./serve.js').ServeMeasure; raw: { cold: number; warm: number }; smb?: { direct: number; mount: number };
-  acl?: { raw: number; mount: number };
+  acl?: { raw: number; mount: number }; scale?: ScaleMeasure[];
 }): void {
   if (args.includes('--json')) {
     console.log(JSON.stringify({ ...info, results }, null, 2));
@@ -214,6 +217,7 @@ function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[],
       `| capture of the change: wall s / CPU s | ${s.captureWall.toFixed(2)} / ${s.captureCpu.toFixed(2)} | ${s.restic.toFixed(2)} | ${s.borg.toFixed(2)} |`,
       `| service CPU from touch to browsable (incl. the mount answering the poll) | ${s.processCpu.toFixed(2)} | | |`);
   }
+  if (info.scale) lines.push(...scaleReport(info.scale));
   console.log(lines.join('\n'));
 }
 

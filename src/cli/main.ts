@@ -21,7 +21,7 @@ import { mountView, type Mounted } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
-import { formatBytes, type Output } from './output.js';
+import { count, formatBytes, type Output } from './output.js';
 
 const program = new Command('strata')
   .description('NAS backup: deduplicated, compressed, encrypted snapshots you can browse as folders')
@@ -134,7 +134,8 @@ program.command('backup')
         out.result({ id: result.id, ...result.snapshot, tree: result.snapshot.tree.toString('hex') }, () => [
           `snapshot ${shortId(result.id)} saved`,
           `  ${s.files} files, ${s.dirs} folders, ${s.others} others, ${formatBytes(s.bytes)}`,
-          `  ${s.filesRead} files read (${formatBytes(s.bytesRead)}), ${s.files - s.filesRead} unchanged`,
+          `  ${count(s.filesRead, 'file')} read (${formatBytes(s.bytesRead)}), ${s.files - s.filesRead - (s.linked ?? 0)} unchanged${
+            s.linked ? `, ${count(s.linked, 'more name')} of hard-linked files` : ''}`,
           `  ${s.blobsAdded} new blobs, ${formatBytes(s.bytesAdded)} added to the repository in ${s.seconds.toFixed(1)} s`,
           ...(s.errors.length ? [`  ${s.errors.length} files could not be read (see warnings above)`] : []),
         ]);

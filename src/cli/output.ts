@@ -98,6 +98,9 @@ const formatSeconds = (s: number): string =>
 
 const shorten = (s: string): string => (s.length > 40 ? `…${s.slice(-39)}` : s);
 
+/** "1 file", "2 files". */
+export const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;

@@ -26,6 +26,7 @@ import {
   displayPath, entryFromStat, isDirectory, isRegularFile, joinPath, readSmallFile, readXattrs, sameContentStat, scanDir, statFromNode,
   type FileStat,
 } from './local-fs.js';
+import { Room } from './room.js';
 
 export interface CaptureOptions {
   paths: string[];
@@ -67,7 +68,7 @@ export type CaptureRepo = BlobWriter & TreeReader & SnapshotWriter;
 const FILE_CONCURRENCY = 8;
 /** Folders listed at once: listing is latency-bound (one round trip per step), so many overlap. */
 const SCAN_CONCURRENCY = 16;
-/** Files queued (listed, not yet being read) before the walk pauses: bounds memory on huge shares. */
+/** Files handed to the file queues and not yet done before the walk pauses: bounds memory on huge shares. */
 const FILE_BACKLOG = 256;
 /** Subfolders of one folder captured at once. */
 const SUBDIR_CONCURRENCY = 4;
@@ -123,13 +124,13 @@ class Walker {
   private readonly excludes: Minimatch[];
   private readonly smallFiles = fastq.promise((job: () => Promise<void>) => this.fileJob(job), FILE_CONCURRENCY);
   private readonly largeFiles = fastq.promise((job: () => Promise<void>) => this.fileJob(job), LARGE_FILE_CONCURRENCY);
-  /** Folder scans waiting for the file queues to shrink (backpressure: the walk must not run far ahead of reading). */
-  private roomWaiters: (() => void)[] = [];
+  /** Backpressure: a place for every file handed to the file queues, so the walk never runs far ahead of reading. */
+  private readonly fileRoom = new Room(FILE_BACKLOG);
   private readonly scans = fastq.promise((job: () => Promise<Scan | undefined>) => job(), SCAN_CONCURRENCY);
   private readonly windows: Buffer[] = [];
   private readonly smallBuffers: Buffer[] = [];
-  /** Chunk ids of hard-linked files already read in this snapshot, by device:inode. */
-  private readonly hardLinks = new Map<string, Pick<Entry, 'chunks' | 'sparse' | 'extents'>>();
+  /** Hard-linked files read (or being read) in this snapshot, by device:inode: their content, once read. */
+  private readonly hardLinks = new Map<string, Promise<Pick<Entry, 'chunks' | 'sparse' | 'extents'> | undefined>>();
   private rootDevice = 0;
   /** Namespaces of every xattr captured; undefined once a reused subtree's cannot be known. */
   xattrNamespaces: Set<string> | undefined = new Set();
@@ -288,6 +289,7 @@ class Walker {
         return (await this.captureFile(p, entry, st, previous)) ? entry : undefined;
       case 'symlink':
         this.summary.others++;
+        entry.atime = entry.mtime; // reading a link updates its access time, as listing does a folder's
         try {
           entry.target = await fs.readlink(p, { encoding: 'buffer' });
         } catch (e) {
@@ -304,21 +306,27 @@ class Walker {
   private async captureDir(p: Buffer, dir: Entry, parentTree: Buffer | undefined): Promise<[Buffer, Tally]> {
     this.checkAborted();
     if (this.opts.oneFileSystem && dir.device !== this.rootDevice) return this.saveTree([]);
-    while (this.smallFiles.length() + this.largeFiles.length() > FILE_BACKLOG) {
-      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
-    }
+    await this.fileRoom.turn(); // no new listing while the file queues are full
     const scanned = await this.scans.push(() => this.scanDir(p, parentTree));
     if (!scanned) return this.saveTree([]);
     const entries: Entry[] = [];
     const add = (entry: Entry | undefined): void => { if (entry) entries.push(entry); };
     // Subfolders a few at a time (their own scans are bounded globally), files through the file queues.
     const subdirs = fastq.promise(async ([child, name, st]: Child) => add(await this.captureEntry(child, name, st, scanned.previous.get(nameKey(name)))), SUBDIR_CONCURRENCY);
-    const jobs = scanned.children.map(([child, name, st]) => {
-      if (isDirectory(st)) return subdirs.push([child, name, st]);
+    const jobs: Promise<void>[] = [];
+    const { children } = scanned;
+    for (let i = 0; i < children.length; i++) {
+      const [child, name, st] = children[i];
+      children[i] = undefined!; // a huge folder's listing is let go as it is handed over
+      if (isDirectory(st)) {
+        jobs.push(subdirs.push([child, name, st]));
+        continue;
+      }
       const previous = scanned.previous.get(nameKey(name));
       const queue = isRegularFile(st) && st.size > WHOLE_FILE_LIMIT && !this.unchanged(st, previous) ? this.largeFiles : this.smallFiles;
-      return queue.push(async () => add(await this.captureEntry(child, name, st, previous)));
-    });
+      await this.fileRoom.take();
+      jobs.push(queue.push(async () => add(await this.captureEntry(child, name, st, previous))));
+    }
     await Promise.all(jobs);
     return this.saveTree(entries);
   }
@@ -327,9 +335,7 @@ class Walker {
     try {
       await job();
     } finally {
-      const waiters = this.roomWaiters;
-      this.roomWaiters = [];
-      for (const wake of waiters) wake();
+      this.fileRoom.release();
     }
   }
 
@@ -359,20 +365,30 @@ class Walker {
   /** Fills in a file's chunks; false when it could not be read (recorded as an error). */
   private async captureFile(p: Buffer, entry: Entry, st: FileStat, previous: Entry | undefined): Promise<boolean> {
     this.checkAborted();
-    const listedSize = entry.size;
     this.summary.files++;
-    this.summary.bytes += listedSize;
+    this.summary.bytes += entry.size;
     if (this.unchanged(st, previous) && previous.chunks.every((id) => this.repo.hasBlob(id))) {
       copyContent(previous, entry);
       this.progress(p);
       return true;
     }
-    const linkKey = entry.links > 1 ? `${entry.device}:${entry.inode}` : undefined;
-    const linked = linkKey ? this.hardLinks.get(linkKey) : undefined;
-    if (linked) {
-      copyContent(linked, entry);
+    if (entry.links < 2) return this.readContent(p, entry);
+    // Names of one inode listed together are read once: the later ones wait for the first's content.
+    const linkKey = `${entry.device}:${entry.inode}`;
+    const earlier = this.hardLinks.get(linkKey);
+    const content = earlier && (await earlier);
+    if (content) {
+      copyContent(content, entry);
+      this.summary.linked = (this.summary.linked ?? 0) + 1;
       return true;
     }
+    const reading = this.readContent(p, entry);
+    if (!earlier) this.hardLinks.set(linkKey, reading.then((ok) => (ok ? entry : undefined), () => undefined));
+    return reading;
+  }
+
+  private async readContent(p: Buffer, entry: Entry): Promise<boolean> {
+    const listedSize = entry.size;
     for (let attempt = 1; ; attempt++) {
       let result: ReadResult;
       try {
@@ -398,7 +414,6 @@ class Walker {
       }
     }
     this.summary.bytes += entry.size - listedSize; // it may have changed since it was listed
-    if (linkKey) this.hardLinks.set(linkKey, { chunks: entry.chunks, sparse: entry.sparse, extents: entry.extents });
     this.summary.filesRead++;
     this.progress(p);
     return true;
@@ -418,7 +433,7 @@ class Walker {
     const buffer = this.smallBuffers.pop() ?? Buffer.allocUnsafe(WHOLE_FILE_LIMIT + 1);
     try {
       const { data, before, after } = await readSmallFile(p, buffer);
-      this.takeStat(entry, before);
+      this.takeStat(entry, before, after);
       if (data.length > WHOLE_FILE_LIMIT) return this.readLargeFile(p, entry); // it grew past the limit
       const chunks = data.length ? [await this.storeChunk(data)] : [];
       return { chunks, changed: !sameContentStat(before, after) || data.length !== before.size };
@@ -427,11 +442,16 @@ class Walker {
     }
   }
 
-  /** The size and times stored are those of the content read. */
-  private takeStat(entry: Entry, st: FileStat): void {
-    entry.size = st.size;
-    entry.mtime = st.mtime;
-    entry.ctime = st.ctime;
+  /**
+   * The size and times stored are those of the content read; the access time is the one
+   * after reading (where O_NOATIME is refused, reading sets it), so that the next backup,
+   * which does not read the file, sees the same.
+   */
+  private takeStat(entry: Entry, before: FileStat, after: FileStat): void {
+    entry.size = before.size;
+    entry.mtime = before.mtime;
+    entry.ctime = before.ctime;
+    entry.atime = after.atime;
   }
 
   private async readLargeFile(p: Buffer, entry: Entry): Promise<ReadResult> {
@@ -439,12 +459,12 @@ class Walker {
     try {
       const before = statFromNode(await handle.stat({ bigint: true }));
       if (!isRegularFile(before)) throw new Error('is no longer a regular file');
-      this.takeStat(entry, before);
       const size = before.size;
       const extents = before.blocks * 512 < size && size > 0 ? dataRanges(handle.fd, size) : undefined;
       const source = new FileSource(handle, size, extents);
       const chunks = await this.chunkStream(source);
       const after = statFromNode(await handle.stat({ bigint: true }));
+      this.takeStat(entry, before, after);
       return { chunks, changed: !sameContentStat(before, after) || source.bytesSeen !== size, extents };
     } finally {
       await handle.close();

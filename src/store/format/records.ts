@@ -133,6 +133,8 @@ export interface SnapshotSummary {
   /** Files read this time (new or changed); the rest were reused from the parent. */
   filesRead: number;
   bytesRead: number;
+  /** Further names of hard-linked files read under another name in this snapshot (neither read again nor unchanged). */
+  linked?: number;
   /** Blobs and their sealed bytes added to the repository by this snapshot. */
   blobsAdded: number;
   bytesAdded: number;
@@ -188,6 +190,7 @@ export function decodeSnapshot(data: Uint8Array, what: string): Snapshot {
       filesRead: s.int('filesRead'), bytesRead: s.int('bytesRead'),
       blobsAdded: s.int('blobsAdded'), bytesAdded: s.int('bytesAdded'),
       errors: errorList, seconds: s.number('seconds'),
+      ...(s.has('linked') ? { linked: s.int('linked') } : {}),
     },
     ...(f.has('xattrNamespaces') ? { xattrNamespaces: f.strings('xattrNamespaces') } : {}),
   };

@@ -1,0 +1,91 @@
+/**
+ * Capture's promises beyond fidelity: a backup with no change stores nothing,
+ * even of a tree that was never read before; hard-linked files are read once
+ * and counted as such; the walk's backpressure hands each freed place to one
+ * waiting folder, so its cost per file does not grow with the tree.
+ */
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { capture } from '../../src/sync/capture.js';
+import { Room } from '../../src/sync/room.js';
+import { newRepository } from '../kit/repo.js';
+import { tempDir } from '../kit/tmp.js';
+import { nasTree, writeTree } from '../kit/tree.js';
+
+const OLD = '@978307200'; // 2001-01-01: an access time that any read would move
+
+t.test('a no-change backup of a tree never read before stores nothing', async (t) => {
+  const dir = tempDir(t);
+  const source = path.join(dir, 'share');
+  await fs.mkdir(source);
+  await writeTree(source, nasTree(21));
+  // As after a copy with `cp -a`: old access times on everything, which the first backup's reads would update.
+  execFileSync('find', [source, '-exec', 'touch', '-h', '-a', '-d', OLD, '{}', '+']);
+  const probe = path.join(dir, 'probe');
+  await fs.symlink('target', probe);
+  execFileSync('touch', ['-h', '-a', '-d', OLD, probe]);
+  await fs.readlink(probe);
+  const moved = (await fs.lstat(probe)).atimeMs > Date.parse('2001-01-02');
+  t.ok(moved, 'precondition: this filesystem updates access times on reading (else the test proves nothing)');
+
+  const { repo } = await newRepository(t);
+  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const second = await capture(repo, { paths: [source], chunker: repo.config.chunker, parent: first });
+  t.ok(second.snapshot.tree.equals(first.snapshot.tree), 'the same root tree');
+  t.equal(second.snapshot.summary.blobsAdded, 0, 'no blob added');
+  t.equal(second.snapshot.summary.filesRead, 0, 'no file read');
+});
+
+t.test('a first backup reads a hard-linked file once and counts its other names as linked', async (t) => {
+  const dir = tempDir(t);
+  const source = path.join(dir, 'share');
+  await fs.mkdir(source);
+  await fs.writeFile(path.join(source, 'a'), 'shared content\n');
+  await fs.link(path.join(source, 'a'), path.join(source, 'b'));
+  await fs.link(path.join(source, 'a'), path.join(source, 'c'));
+  await fs.writeFile(path.join(source, 'alone'), 'other content\n');
+  const { repo } = await newRepository(t);
+  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const s = first.snapshot.summary;
+  t.same({ files: s.files, filesRead: s.filesRead, linked: s.linked }, { files: 4, filesRead: 2, linked: 2 });
+  const second = await capture(repo, { paths: [source], chunker: repo.config.chunker, parent: first });
+  t.same({ filesRead: second.snapshot.summary.filesRead, linked: second.snapshot.summary.linked }, { filesRead: 0, linked: undefined },
+    'in the next backup every name is unchanged');
+});
+
+t.test('Room: at most its places are taken, and each release admits exactly the longest waiter', async (t) => {
+  const room = new Room(2);
+  const admitted: number[] = [];
+  t.equal(room.take(), undefined, 'a free place is taken at once');
+  t.equal(room.take(), undefined);
+  const waiting = [1, 2, 3].map((n) => room.take()!.then(() => { admitted.push(n); }));
+  await Promise.resolve();
+  t.same(admitted, [], 'nobody is admitted while the room is full');
+  room.release();
+  await waiting[0];
+  await Promise.resolve();
+  t.same(admitted, [1], 'one release admits one waiter, the first');
+  room.release();
+  room.release();
+  await Promise.all(waiting);
+  t.same(admitted, [1, 2, 3], 'in the order they came');
+  room.release();
+  room.release();
+  t.equal(room.take(), undefined, 'places given back with nobody waiting are free again');
+  t.equal(room.take(), undefined);
+  t.not(room.take(), undefined, 'and still only two');
+});
+
+t.test('Room: a turn waits behind the full room without keeping a place', async (t) => {
+  const room = new Room(1);
+  room.take();
+  let turned = false;
+  const turn = room.turn().then(() => { turned = true; });
+  await Promise.resolve();
+  t.equal(turned, false, 'waits while the only place is taken');
+  room.release();
+  await turn;
+  t.equal(room.take(), undefined, 'the place is free after the turn');
+});

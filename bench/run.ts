@@ -2,7 +2,7 @@
  * `npm run bench`: Strata beside restic and Borg on the same corpus, in one run.
  *
  * For each tool: first backup, no-change backup, backup after a 2% mutation,
- * full restore; wall time, MB/s, CPU seconds, peak RSS, repository size, and
+ * backup after moving a 120 MB folder, full restore; wall time, MB/s, CPU seconds, peak RSS, repository size, and
  * Strata's ratio to each peer. Page caches are dropped before every step where
  * the machine allows it. Options: --dir DIR (default /var/tmp/strata-bench),
  * --tools strata,restic,borg (or none), --index-10m (also measure a backup
@@ -142,6 +142,9 @@ async function main(): Promise<void> {
     step('no-change backup', tool.backup(share), corpusBytes);
     await mutateCorpus(share, 1);
     step('backup after 2% change', tool.backup(share), corpusBytes);
+    // A folder of photos (about 120 MB) moved elsewhere in the share: nothing in it changed.
+    await fs.rename(path.join(share, 'media/photos'), path.join(share, 'users/alice/photos'));
+    step('backup after moving a folder', tool.backup(share), corpusBytes);
     const target = path.join(benchDir, 'restore');
     await fs.rm(target, { recursive: true, force: true });
     step('full restore', tool.restore(target), corpusBytes);

@@ -4,7 +4,9 @@
  * loses nothing (`strata repair index` or the next open rebuilds it), and it
  * keeps memory bounded however large the repository grows (LevelDB, not a Map).
  *
- * Keys: "b" + blob id (32 bytes) → 45-byte location; "p" + pack id (32 bytes) → blob count.
+ * Keys: "b" + blob id (32 bytes) → 45-byte location; "p" + pack id (32 bytes) → blob count;
+ * "d" + device and inode (8 bytes each) of a source folder → the id of the tree it
+ * had when last captured with this cache (a hint for renamed and moved folders).
  *
  * LevelDB lets one process open a database. Processes that only read
  * (restore, ls, the mount) open a private copy instead: hard links to the
@@ -17,6 +19,7 @@ import path from 'node:path';
 import { Level } from 'level';
 import { errors } from './errors.js';
 import type { BlobLocation, BlobType } from './format/records.js';
+import type { FolderSeen } from './roles.js';
 
 export interface IndexEntry {
   pack: string;
@@ -30,11 +33,20 @@ export interface IndexEntry {
 const ENTRY_BYTES = 45;
 const BLOB = 0x62; // "b"
 const PACK = 0x70; // "p"
+const FOLDER = 0x64; // "d"
 
 const key = (prefix: number, id: Buffer): Buffer => {
   const k = Buffer.allocUnsafe(33);
   k[0] = prefix;
   id.copy(k, 1);
+  return k;
+};
+
+const folderKey = (device: number, inode: number): Buffer => {
+  const k = Buffer.allocUnsafe(17);
+  k[0] = FOLDER;
+  k.writeBigUInt64BE(BigInt(device), 1);
+  k.writeBigUInt64BE(BigInt(inode), 9);
   return k;
 };
 
@@ -125,6 +137,17 @@ export class BlobIndex {
     const batch = this.db.batch();
     for (const b of blobs) batch.put(key(BLOB, b.id), encodeEntry(pid, b));
     batch.put(key(PACK, pid), count);
+    await batch.write();
+  }
+
+  /** The tree the source folder (device, inode) had when last captured: a hint, never proof. */
+  folderTree(device: number, inode: number): Buffer | undefined {
+    return this.db.getSync(folderKey(device, inode));
+  }
+
+  async rememberFolders(folders: readonly FolderSeen[]): Promise<void> {
+    const batch = this.db.batch();
+    for (const f of folders) batch.put(folderKey(f.device, f.inode), f.tree);
     await batch.write();
   }
 

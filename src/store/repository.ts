@@ -24,7 +24,9 @@ import { BlobIndex } from './index-db.js';
 import { acquireLock, removeLocks, type Lock } from './lock.js';
 import { Lru } from './lru.js';
 import { PackWriter, packIdFromName, packObjectName, readPackTrailer, type SavedPack } from './pack.js';
-import type { BlobReader, BlobWriter, DirectReads, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader } from './roles.js';
+import type {
+  BlobReader, BlobWriter, DirectReads, FolderMemory, FolderSeen, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader,
+} from './roles.js';
 
 /** Packs of 8 MiB: about 130,000 objects per terabyte, and little memory while one fills and one saves. */
 const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
@@ -66,7 +68,7 @@ async function exists(backend: Backend, name: string): Promise<boolean> {
   }
 }
 
-export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotLister, SnapshotWriter {
+export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMemory, SnapshotLister, SnapshotWriter {
   private readonly hasher: BlobHasher;
   private readonly writers: Record<BlobType, PackWriter>;
   /** Ids queued in a pack that is not saved yet (hex), so a second copy is not stored. */
@@ -224,6 +226,17 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, SnapshotL
 
   private throwSavingError(): void {
     if (this.savingError !== undefined) throw this.savingError;
+  }
+
+  // ---- FolderMemory
+
+  lastTreeOf(device: number, inode: number): Buffer | undefined {
+    const tree = this.index.folderTree(device, inode);
+    return tree && this.hasBlob(tree) ? tree : undefined;
+  }
+
+  rememberFolders(folders: readonly FolderSeen[]): Promise<void> {
+    return this.index.rememberFolders(folders);
   }
 
   // ---- BlobReader, TreeReader

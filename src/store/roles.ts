@@ -32,6 +32,25 @@ export interface BlobWriter {
   flush(): Promise<void>;
 }
 
+/**
+ * What capture remembers of a source between backups, in the local cache: the tree
+ * each folder (by device and inode) had when last captured. A renamed or moved folder
+ * is then compared with its old tree instead of with nothing, so its files are not
+ * read again. A hint, never proof: each file is still matched by inode, size and times.
+ */
+export interface FolderMemory {
+  /** The folder's last tree, if remembered and still in the repository. */
+  lastTreeOf(device: number, inode: number): Buffer | undefined;
+  /** Call once the trees are durable (after a flush). */
+  rememberFolders(folders: readonly FolderSeen[]): Promise<void>;
+}
+
+export interface FolderSeen {
+  device: number;
+  inode: number;
+  tree: Buffer;
+}
+
 export interface SnapshotRef {
   id: string;
   snapshot: Snapshot;

@@ -21,7 +21,7 @@ import { makeCutter, type CutFunction } from '../store/chunker.js';
 import { errors, StrataError } from '../store/errors.js';
 import type { ChunkerParams, Snapshot, SnapshotSummary } from '../store/format/records.js';
 import type { Entry, Tally } from '../store/format/tree.js';
-import type { BlobWriter, SnapshotRef, SnapshotWriter, TreeReader } from '../store/roles.js';
+import type { BlobWriter, FolderMemory, FolderSeen, SnapshotRef, SnapshotWriter, TreeReader } from '../store/roles.js';
 import {
   displayPath, entryFromStat, isDirectory, isRegularFile, joinPath, readSmallFile, readXattrs, sameContentStat, scanDir, statFromNode,
   type FileStat,
@@ -62,7 +62,7 @@ export interface CaptureProgress {
   current?: string;
 }
 
-export type CaptureRepo = BlobWriter & TreeReader & SnapshotWriter;
+export type CaptureRepo = BlobWriter & TreeReader & SnapshotWriter & FolderMemory;
 
 /** Files read at once; small ones mostly wait on the disk, so several overlap. */
 const FILE_CONCURRENCY = 8;
@@ -96,6 +96,7 @@ export async function capture(repo: CaptureRepo, opts: CaptureOptions): Promise<
   const walker = new Walker(repo, opts, summary);
   const root = await walker.captureRoots(sources, opts.parent?.snapshot.tree);
   await repo.flush();
+  await repo.rememberFolders(walker.foldersSeen);
   if (opts.onlyIfChanged && opts.parent && root.equals(opts.parent.snapshot.tree)) return opts.parent;
   const snapshot: Snapshot = {
     time: (opts.now?.() ?? new Date()).toISOString(),
@@ -132,6 +133,8 @@ class Walker {
   /** Hard-linked files read (or being read) in this snapshot, by device:inode: their content, once read. */
   private readonly hardLinks = new Map<string, Promise<Pick<Entry, 'chunks' | 'sparse' | 'extents'> | undefined>>();
   private rootDevice = 0;
+  /** Every folder walked, with its new tree: remembered once the trees are durable. */
+  readonly foldersSeen: FolderSeen[] = [];
   /** Namespaces of every xattr captured; undefined once a reused subtree's cannot be known. */
   xattrNamespaces: Set<string> | undefined = new Set();
 
@@ -282,7 +285,8 @@ class Walker {
           this.summary.bytes += previous.tally.bytes;
           return entry;
         }
-        [entry.subtree, entry.tally] = await this.captureDir(p, entry, previous?.type === 'dir' ? previous.subtree : undefined);
+        [entry.subtree, entry.tally] = await this.captureDir(p, entry, this.previousTree(entry, previous));
+        this.foldersSeen.push({ device: entry.device, inode: entry.inode, tree: entry.subtree });
         return entry;
       }
       case 'file':
@@ -301,6 +305,17 @@ class Walker {
         this.summary.others++;
         return entry;
     }
+  }
+
+  /**
+   * The tree to compare a folder with: the parent snapshot's at the same path if it is the
+   * same folder (same inode), else the tree this folder had when last captured wherever it
+   * was (renamed or moved: its files are then not read again), else the one at the same path.
+   */
+  private previousTree(dir: Entry, previous: Entry | undefined): Buffer | undefined {
+    const samePath = previous?.type === 'dir' ? previous.subtree : undefined;
+    if (samePath && previous!.inode === dir.inode && previous!.device === dir.device) return samePath;
+    return this.repo.lastTreeOf(dir.device, dir.inode) ?? samePath;
   }
 
   private async captureDir(p: Buffer, dir: Entry, parentTree: Buffer | undefined): Promise<[Buffer, Tally]> {

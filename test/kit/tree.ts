@@ -17,6 +17,11 @@ export type Node =
   | { type: 'fifo'; mode?: number }
   | { type: 'chardev'; major: number; minor: number };
 
+/** What rsync -aHAX --checksum would change to make `to` like `from`: empty when they are alike in every way it sees. */
+export function rsyncDifferences(from: string, to: string): string {
+  return execFileSync('rsync', ['-aHAX', '--dry-run', '--itemize-changes', '--checksum', `${from}/`, `${to}/`], { encoding: 'latin1' });
+}
+
 /** A name in a tree spec: UTF-8, where `\\xNN` stands for one raw byte. */
 export function nameBytes(name: string): Buffer {
   const parts = name.split(/(\\x[0-9A-F]{2})/);

@@ -9,10 +9,12 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { capture } from '../../src/sync/capture.js';
+import { restore } from '../../src/sync/restore.js';
 import { Room } from '../../src/sync/room.js';
+import { resolvePath } from '../../src/sync/tree-walk.js';
 import { newRepository } from '../kit/repo.js';
 import { tempDir } from '../kit/tmp.js';
-import { nasTree, writeTree } from '../kit/tree.js';
+import { nasTree, rsyncDifferences, writeTree } from '../kit/tree.js';
 
 const OLD = '@978307200'; // 2001-01-01: an access time that any read would move
 
@@ -53,6 +55,36 @@ t.test('a first backup reads a hard-linked file once and counts its other names 
   const second = await capture(repo, { paths: [source], chunker: repo.config.chunker, parent: first });
   t.same({ filesRead: second.snapshot.summary.filesRead, linked: second.snapshot.summary.linked }, { filesRead: 0, linked: undefined },
     'in the next backup every name is unchanged');
+});
+
+t.test('a renamed or moved folder is not read again, and a folder replaced by another is compared with its own past', async (t) => {
+  const dir = tempDir(t);
+  const source = path.join(dir, 'share');
+  const alpha = path.join(source, 'projects', 'alpha');
+  await fs.mkdir(alpha, { recursive: true });
+  await writeTree(alpha, nasTree(31));
+  await fs.mkdir(path.join(source, 'archive'));
+  await fs.mkdir(path.join(source, 'inbox'));
+  await fs.writeFile(path.join(source, 'inbox', 'note.txt'), 'first\n');
+  const { repo } = await newRepository(t);
+  const opts = { paths: [source], chunker: repo.config.chunker };
+  const first = await capture(repo, opts);
+  await fs.rename(path.join(source, 'projects', 'alpha'), path.join(source, 'projects', 'alpha-2026'));
+  const renamed = await capture(repo, { ...opts, parent: first });
+  t.equal(renamed.snapshot.summary.bytesRead, 0, 'a rename reads nothing');
+  await fs.rename(path.join(source, 'projects', 'alpha-2026'), path.join(source, 'archive', 'alpha'));
+  const moved = await capture(repo, { ...opts, parent: renamed });
+  t.equal(moved.snapshot.summary.bytesRead, 0, 'a move to another folder reads nothing');
+  t.equal(moved.snapshot.summary.filesRead, 0);
+  // The old name now holds another folder: it is the new one's past that counts, not the name's.
+  await fs.rename(path.join(source, 'inbox'), path.join(source, 'projects', 'alpha'));
+  await fs.writeFile(path.join(source, 'projects', 'alpha', 'added.txt'), 'new\n');
+  const replaced = await capture(repo, { ...opts, parent: moved });
+  t.equal(replaced.snapshot.summary.filesRead, 1, 'only the added file is read');
+
+  const target = path.join(dir, 'restored');
+  await restore(repo, await resolvePath(repo, replaced.snapshot.tree, source), target);
+  t.equal(rsyncDifferences(source, target), '', 'and the snapshot restores exactly');
 });
 
 t.test('Room: at most its places are taken, and each release admits exactly the longest waiter', async (t) => {

@@ -12,11 +12,7 @@ import { restore } from '../../src/sync/restore.js';
 import { resolvePath } from '../../src/sync/tree-walk.js';
 import { newRepository } from '../kit/repo.js';
 import { tempDir } from '../kit/tmp.js';
-import { nasTree, writeTree } from '../kit/tree.js';
-
-export function rsyncDifferences(from: string, to: string): string {
-  return execFileSync('rsync', ['-aHAX', '--dry-run', '--itemize-changes', '--checksum', `${from}/`, `${to}/`], { encoding: 'latin1' });
-}
+import { nasTree, rsyncDifferences, writeTree } from '../kit/tree.js';
 
 t.test('backup then restore reproduces the tree exactly (rsync -aHAX --checksum sees nothing)', async (t) => {
   const dir = tempDir(t);

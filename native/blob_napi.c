@@ -1,17 +1,23 @@
 /*
- * The N-API surface of blob_open.c, part of strata_native (src/native.ts):
+ * The N-API surface of blob_open.c and blob_seal.c, part of strata_native (src/native.ts):
  *   openRecord(sealed, encryptionKey | null) → plaintext
  *   openBlob(sealed, encryptionKey | null, idKey, compressed, rawLength, id) → raw bytes
- * Both throw an Error whose message says what is wrong ("failed authentication: …")
- * and whose code is "DAMAGED"; the caller names the object.
- * Threads: the JS thread.
+ *     Both throw an Error whose message says what is wrong ("failed authentication: …")
+ *     and whose code is "DAMAGED"; the caller names the object.
+ *   sealBlob(data, encryptionKey | null, tryCompress, callback(err, sealed, compressed))
+ *     Compresses and seals in a thread-pool job; `data` must not change until the callback.
+ * Threads: the JS thread, and sealBlob's job on the pool.
  */
 #include <node_api.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "blob_open.h"
 #include "blob_napi.h"
+#include "blob_seal.h"
+#include "napi_return.h"
 
 static int buffer_arg(napi_env env, napi_value v, const uint8_t **data, size_t *len, size_t want) {
   bool is = false;
@@ -81,10 +87,96 @@ static napi_value open_blob(napi_env env, napi_callback_info info) {
   return problem ? damaged(env, problem) : out;
 }
 
+typedef struct seal_job {
+  napi_async_work work;
+  napi_ref data_ref, callback;
+  const uint8_t *data;
+  size_t len;
+  blob_keys keys;
+  bool try_compress;
+  uint8_t *out;
+  size_t out_len;
+  int compressed;
+  const char *problem;
+} seal_job;
+
+static void seal_execute(napi_env env, void *arg) {
+  (void)env;
+  seal_job *job = arg;
+  job->out = malloc(blob_seal_bound(&job->keys, job->len));
+  if (!job->out) {
+    job->problem = "cannot be sealed (out of memory)";
+    return;
+  }
+  job->problem = blob_seal(&job->keys, job->data, job->len, job->try_compress, job->out, &job->out_len, &job->compressed);
+  uint8_t *fitted = job->problem ? NULL : realloc(job->out, job->out_len ? job->out_len : 1);
+  if (fitted) job->out = fitted;
+}
+
+static void free_sealed(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static void seal_complete(napi_env env, napi_status status, void *arg) {
+  seal_job *job = arg;
+  napi_value cb, global, args[3];
+  napi_get_reference_value(env, job->callback, &cb);
+  napi_get_global(env, &global);
+  napi_get_undefined(env, &args[1]);
+  napi_get_boolean(env, job->compressed, &args[2]);
+  if (status != napi_ok || job->problem) {
+    napi_value message;
+    napi_create_string_utf8(env, job->problem ? job->problem : "cannot be sealed (job failed)", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &args[0]);
+    free(job->out);
+  } else {
+    napi_get_undefined(env, &args[0]);
+    /* Handed to JS without a copy; freed when the Buffer is collected (copied where external buffers are not allowed). */
+    if (napi_create_external_buffer(env, job->out_len, job->out, free_sealed, NULL, &args[1]) != napi_ok) {
+      napi_create_buffer_copy(env, job->out_len, job->out, NULL, &args[1]);
+      free(job->out);
+    }
+  }
+  napi_call_function(env, global, cb, 3, args, NULL);
+  napi_delete_reference(env, job->callback);
+  napi_delete_reference(env, job->data_ref);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value seal_blob(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], name;
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "sealBlob(data, key, tryCompress, callback)");
+    return NULL;
+  }
+  seal_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (!buffer_arg(env, argv[0], &job->data, &job->len, 0) || !keys_arg(env, argv[1], &job->keys)) {
+    free(job);
+    return NULL;
+  }
+  napi_get_value_bool(env, argv[2], &job->try_compress);
+  napi_create_reference(env, argv[0], 1, &job->data_ref);
+  napi_create_reference(env, argv[3], 1, &job->callback);
+  napi_create_string_utf8(env, "strata.sealBlob", NAPI_AUTO_LENGTH, &name);
+  NAPI_OR_RETURN_NULL(napi_create_async_work(env, NULL, name, seal_execute, seal_complete, job, &job->work));
+  NAPI_OR_RETURN_NULL(napi_queue_async_work(env, job->work));
+  return NULL;
+}
+
 void blob_napi_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "openRecord", NULL, open_record, NULL, NULL, NULL, napi_default, NULL },
     { "openBlob", NULL, open_blob, NULL, NULL, NULL, napi_default, NULL },
+    { "sealBlob", NULL, seal_blob, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

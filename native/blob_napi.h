@@ -1,4 +1,4 @@
-/* Registers openRecord and openBlob (blob_napi.c) on strata_native's exports. */
+/* Registers openRecord, openBlob and sealBlob (blob_napi.c) on strata_native's exports. */
 #ifndef STRATA_BLOB_NAPI_H
 #define STRATA_BLOB_NAPI_H
 #include <node_api.h>

@@ -1,7 +1,8 @@
 /*
  * Opening what the repository sealed: the one implementation of reading a sealed
  * record or blob, used by strata_native (for every read in TypeScript) and by the
- * mount's data path (fuse_data.c). Sealing stays in TypeScript (src/store/crypto.ts).
+ * mount's data path (fuse_data.c). Blobs are sealed by blob_seal.c, records in TypeScript
+ * (src/store/crypto.ts), in the same format.
  *
  * Format (see src/store/crypto.ts): encrypted, nonce (12) | AES-256-GCM ciphertext | tag (16);
  * unencrypted, body | first 16 bytes of SHA-256(body). A compressed blob's body is

@@ -1,7 +1,8 @@
 /**
  * The compiled addon in native/ (see native/strata_native.c): xattrs, mknod,
- * SEEK_DATA/SEEK_HOLE, nanosecond utimensat, the C FastCDC cut, and opening what
- * the repository sealed (native/blob_open.c, shared with the mount's data path).
+ * SEEK_DATA/SEEK_HOLE, nanosecond utimensat, the C FastCDC cut, and sealing and
+ * opening blobs (native/blob_seal.c, native/blob_open.c, the latter shared with the
+ * mount's data path).
  */
 import { createRequire } from 'node:module';
 
@@ -29,6 +30,8 @@ export interface Native {
   openRecord(sealed: Uint8Array, encryption: Buffer | null): Buffer;
   /** Opens a sealed blob: authenticated, decompressed when `compressed`, its id checked (HMAC under idKey); throws code DAMAGED. */
   openBlob(sealed: Uint8Array, encryption: Buffer | null, idKey: Buffer, compressed: boolean, rawLength: number, id: Buffer): Buffer;
+  /** LZ4 when it shrinks the data, then sealed as openBlob opens it, in a thread-pool job; `data` must stay unchanged until the callback. */
+  sealBlob(data: Uint8Array, encryption: Buffer | null, tryCompress: boolean, callback: (err: Error | undefined, sealed: Buffer, compressed: boolean) => void): void;
 }
 
 /** Fields per entry in scanDir/readSmall stat arrays. */

@@ -93,6 +93,19 @@ function checksum(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest().subarray(0, CHECKSUM_BYTES);
 }
 
+/**
+ * A blob compressed with LZ4 when that shrinks it, then sealed as `sealer` seals (one
+ * piece, the same format): one thread-pool job in C (native/blob_seal.c), so neither
+ * the compression nor the encryption holds up the JS thread. `data` must stay
+ * unchanged until the promise settles.
+ */
+export function sealBlob(sealer: Sealer, data: Uint8Array, tryCompress: boolean): Promise<{ sealed: Buffer; compressed: boolean }> {
+  return new Promise((resolve, reject) => native.sealBlob(data, sealer.key, tryCompress, (err, sealed, compressed) => {
+    if (err) reject(errors.backend(`a blob ${err.message}`, { cause: err }));
+    else resolve({ sealed, compressed });
+  }));
+}
+
 export function sealToBuffer(sealer: Sealer, plaintext: Uint8Array): Buffer {
   return Buffer.concat(sealer.seal(plaintext));
 }

@@ -13,7 +13,9 @@ import path from 'node:path';
 import { native } from '../native.js';
 import type { Backend } from './backend/backend.js';
 import { defaultChunkerParams } from './chunker.js';
-import { AeadSealer, BlobHasher, DEFAULT_KDF, deriveKey, opened, PlainSealer, randomKey, sealToBuffer, sha256, type KdfParams, type Sealer } from './crypto.js';
+import {
+  AeadSealer, BlobHasher, DEFAULT_KDF, deriveKey, opened, PlainSealer, randomKey, sealBlob, sealToBuffer, sha256, type KdfParams, type Sealer,
+} from './crypto.js';
 import { errors, isStrataError } from './errors.js';
 import {
   decodeConfig, decodeKeyFile, decodeMasterKeys, decodeSnapshot, encodeConfig, encodeKeyFile, encodeMasterKeys, encodeSnapshot,
@@ -75,6 +77,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   private readonly pending = new Set<string>();
   private readonly saving = new Set<Promise<void>>();
   private savingError: unknown;
+  /** Set by close: no pack is started after it (an interrupted backup may still have blobs on their way). */
+  private closing = false;
   private readonly snapshotCache = new Map<string, Snapshot>();
   private readonly treeRegions: PackRegions;
 
@@ -185,13 +189,11 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     const hex = id.toString('hex');
     if (this.pending.has(hex) || this.index.has(id)) return 0;
     this.pending.add(hex);
-    const packed = data.length >= MIN_COMPRESS ? await (await lz4()).compress(data as Buffer) : undefined;
-    const compressed = packed !== undefined && packed.length < data.length;
-    const sealed = this.sealer.seal(compressed ? packed : data);
+    const { sealed, compressed } = await sealBlob(this.sealer, data, data.length >= MIN_COMPRESS);
     const writer = this.writers[type];
-    writer.add(type, id, sealed, data.length, compressed);
+    writer.add(type, id, [sealed], data.length, compressed);
     if (writer.full) await this.startSaving(writer);
-    return sealed.reduce((n, p) => n + p.length, 0);
+    return sealed.length;
   }
 
   async saveTree(entries: readonly Entry[]): Promise<{ id: Buffer; added: number }> {
@@ -211,6 +213,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   private async startSaving(writer: PackWriter): Promise<void> {
     while (this.saving.size >= MAX_SAVING_PACKS) await Promise.race(this.saving);
     this.throwSavingError();
+    if (this.closing) throw errors.interrupted('the repository was closed while a pack was being written');
     const job = writer.save().then(
       (pack) => this.packSaved(pack),
       (e) => { this.savingError ??= e; },
@@ -325,6 +328,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.allSettled(this.saving);
     await this.index.close();
     await this.backend.close();
@@ -366,9 +370,6 @@ class PackRegions {
   }
 }
 
-/** LZ4 loads with the first blob written: readers (restore, the mount) never need it. */
-let lz4Module: Promise<typeof import('lz4-napi')> | undefined;
-const lz4 = (): Promise<typeof import('lz4-napi')> => (lz4Module ??= import('lz4-napi'));
 
 function sealerFor(encrypted: boolean, keys: MasterKeys): Sealer {
   return encrypted ? new AeadSealer(keys.encryption) : new PlainSealer();

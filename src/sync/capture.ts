@@ -75,7 +75,7 @@ const SUBDIR_CONCURRENCY = 4;
 /** Files larger than this stream through a window; smaller ones are read whole. */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
 /** Large files streamed at once (each holds a window of maxChunk + READ_SIZE bytes). */
-const LARGE_FILE_CONCURRENCY = 1;
+const LARGE_FILE_CONCURRENCY = 2;
 const READ_SIZE = 4 * 1024 * 1024;
 /** Attempts to read a file that keeps changing before it is stored marked inconsistent. */
 const READ_ATTEMPTS = 3;
@@ -494,13 +494,13 @@ class Walker {
       let end = 0;
       let eof = false;
       for (;;) {
-        const length = this.cut(window, start, end, eof);
-        if (length > 0) {
-          chunks.push(await this.storeChunk(window.subarray(start, start + length)));
-          start += length;
-          if (start === end && eof) return chunks;
-          continue;
+        // Every chunk the window holds is stored at once: each is sealed in the thread pool
+        // while the next is cut and hashed here.
+        const stored: Promise<Buffer>[] = [];
+        for (let length; (length = this.cut(window, start, end, eof)) > 0; start += length) {
+          stored.push(this.storeChunk(window.subarray(start, start + length)));
         }
+        for (const id of await Promise.all(stored)) chunks.push(id);
         if (eof) return chunks; // nothing left
         // Need more data: move what is left to the front and read on.
         if (start > 0) {

@@ -45,13 +45,23 @@ t.test('blobs round-trip, deduplicate, and survive a reopen', async (t) => {
   t.ok(again.hasBlob(blobs[3].id));
 });
 
-t.test('text compresses, random data is stored as is', async (t) => {
-  const { repo, backend } = await newRepository(t);
-  await storeSome(repo, 2, 1, 1_000_000); // text
-  let stored = 0;
-  for await (const o of backend.list('packs/')) stored += o.size;
-  t.ok(stored < 500_000, `1 MB of text takes ${stored} bytes`);
-});
+for (const encrypted of [true, false]) {
+  t.test(`${encrypted ? 'encrypted' : 'unencrypted'}: text is stored compressed, random data as is, both read back`, async (t) => {
+    const { repo } = await newRepository(t, undefined, { encrypted });
+    const rnd = new Random(2);
+    const text = rnd.text(1_000_000);
+    const random = rnd.bytes(1_000_000);
+    const tiny = Buffer.from('x'.repeat(100)); // below the size worth compressing
+    for (const data of [text, random, tiny]) await repo.storeBlob('data', repo.blobId(data), data);
+    await repo.flush();
+    const where = (data: Buffer) => repo.directReads()!.locate(repo.blobId(data))!;
+    const overhead = encrypted ? 28 : 16;
+    t.ok(where(text).compressed && where(text).length < 500_000, `1 MB of text takes ${where(text).length} bytes`);
+    t.same([where(random).compressed, where(random).length], [false, 1_000_000 + overhead], 'random data: raw, plus the seal');
+    t.same([where(tiny).compressed, where(tiny).length], [false, 100 + overhead]);
+    for (const data of [text, random, tiny]) t.ok((await repo.loadBlob('data', repo.blobId(data))).equals(data));
+  });
+}
 
 t.test('the index is a cache: deleted, it is rebuilt from pack trailers', async (t) => {
   const { repo, backend, cacheDir } = await newRepository(t, undefined, { packSize: 100_000 });

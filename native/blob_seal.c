@@ -1,0 +1,64 @@
+/*
+ * Sealing blobs (see blob_seal.h). The body is written once: compressed straight
+ * into the output after the nonce and encrypted there in place, or encrypted from
+ * the data itself when it does not compress.
+ */
+#include "blob_seal.h"
+
+#include <lz4.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+#define LENGTH_PREFIX 4
+
+size_t blob_seal_bound(const blob_keys *k, size_t len) {
+  size_t body = LENGTH_PREFIX + (size_t)LZ4_compressBound((int)len);
+  if (body < len) body = len;
+  return body + (k->encrypted ? BLOB_NONCE_BYTES + BLOB_TAG_BYTES : BLOB_CHECKSUM_BYTES);
+}
+
+/*
+ * Compresses into `body` when LZ4 makes the data smaller (its raw length in front):
+ * returns the body's length and sets *compressed; otherwise the body is the data itself,
+ * which the caller takes from `data` (nothing is copied).
+ */
+static size_t compress_body(const uint8_t *data, size_t len, int try_compress, uint8_t *body, int *compressed) {
+  *compressed = 0;
+  if (!try_compress || len <= LENGTH_PREFIX) return len;
+  int room = (int)(len - LENGTH_PREFIX - 1); /* only worth keeping if smaller than the data */
+  int n = LZ4_compress_default((const char *)data, (char *)body + LENGTH_PREFIX, (int)len, room);
+  if (n <= 0) return len;
+  uint32_t raw = (uint32_t)len;
+  memcpy(body, &raw, LENGTH_PREFIX);
+  *compressed = 1;
+  return LENGTH_PREFIX + (size_t)n;
+}
+
+const char *blob_seal(const blob_keys *k, const uint8_t *data, size_t len, int try_compress,
+                      uint8_t *out, size_t *out_len, int *compressed) {
+  if (len > (size_t)LZ4_MAX_INPUT_SIZE) return "is larger than any blob Strata writes";
+  if (!k->encrypted) {
+    size_t body = compress_body(data, len, try_compress, out, compressed);
+    if (!*compressed) memcpy(out, data, len);
+    uint8_t digest[32];
+    if (!EVP_Digest(out, body, digest, NULL, EVP_sha256(), NULL)) return "cannot be sealed (SHA-256 failed)";
+    memcpy(out + body, digest, BLOB_CHECKSUM_BYTES);
+    *out_len = body + BLOB_CHECKSUM_BYTES;
+    return NULL;
+  }
+  if (RAND_bytes(out, BLOB_NONCE_BYTES) != 1) return "cannot be sealed (no random nonce)";
+  uint8_t *body = out + BLOB_NONCE_BYTES;
+  size_t body_len = compress_body(data, len, try_compress, body, compressed);
+  const uint8_t *plain = *compressed ? body : data; /* encrypted in place, or straight from the data */
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  if (!ctx) return "cannot be sealed (out of memory)";
+  int n = 0, ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->encryption, out) &&
+                  EVP_EncryptUpdate(ctx, body, &n, plain, (int)body_len) &&
+                  EVP_EncryptFinal_ex(ctx, body + n, &n) &&
+                  EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, BLOB_TAG_BYTES, body + body_len);
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok) return "cannot be sealed (AES-GCM failed)";
+  *out_len = BLOB_NONCE_BYTES + body_len + BLOB_TAG_BYTES;
+  return NULL;
+}

@@ -500,7 +500,11 @@ class Walker {
         for (let length; (length = this.cut(window, start, end, eof)) > 0; start += length) {
           stored.push(this.storeChunk(window.subarray(start, start + length)));
         }
-        for (const id of await Promise.all(stored)) chunks.push(id);
+        // All settle before the window is moved or given back: no job may still be reading it.
+        for (const result of await Promise.allSettled(stored)) {
+          if (result.status === 'rejected') throw result.reason;
+          chunks.push(result.value);
+        }
         if (eof) return chunks; // nothing left
         // Need more data: move what is left to the front and read on.
         if (start > 0) {

@@ -135,7 +135,12 @@ static void seal_complete(napi_env env, napi_status status, void *arg) {
     napi_get_undefined(env, &args[0]);
     /* Handed to JS without a copy; freed when the Buffer is collected (copied where external buffers are not allowed). */
     if (napi_create_external_buffer(env, job->out_len, job->out, free_sealed, NULL, &args[1]) != napi_ok) {
-      napi_create_buffer_copy(env, job->out_len, job->out, NULL, &args[1]);
+      if (napi_create_buffer_copy(env, job->out_len, job->out, NULL, &args[1]) != napi_ok) {
+        napi_value message;
+        napi_create_string_utf8(env, "cannot be sealed (out of memory)", NAPI_AUTO_LENGTH, &message);
+        napi_create_error(env, NULL, message, &args[0]);
+        napi_get_undefined(env, &args[1]);
+      }
       free(job->out);
     }
   }

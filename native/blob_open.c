@@ -102,8 +102,7 @@ const char *blob_open(const blob_keys *k, const uint8_t *sealed, size_t len, int
   if (!body) return "cannot be opened (out of memory)";
   const char *problem = blob_open_record(k, sealed, len, body);
   if (!problem && compressed) {
-    uint32_t stated;
-    memcpy(&stated, body, 4);
+    uint32_t stated = plain < 4 ? 0 : (uint32_t)body[0] | (uint32_t)body[1] << 8 | (uint32_t)body[2] << 16 | (uint32_t)body[3] << 24;
     if (plain < 4 || stated != raw_length ||
         LZ4_decompress_safe((const char *)body + 4, (char *)out, (int)(plain - 4), (int)raw_length) != (int)raw_length) {
       problem = "does not decompress";

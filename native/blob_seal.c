@@ -29,8 +29,7 @@ static size_t compress_body(const uint8_t *data, size_t len, int try_compress, u
   int room = (int)(len - LENGTH_PREFIX - 1); /* only worth keeping if smaller than the data */
   int n = LZ4_compress_default((const char *)data, (char *)body + LENGTH_PREFIX, (int)len, room);
   if (n <= 0) return len;
-  uint32_t raw = (uint32_t)len;
-  memcpy(body, &raw, LENGTH_PREFIX);
+  for (int i = 0; i < LENGTH_PREFIX; i++) body[i] = (uint8_t)(len >> (8 * i)); /* little-endian, as the format says */
   *compressed = 1;
   return LENGTH_PREFIX + (size_t)n;
 }

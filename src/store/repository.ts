@@ -21,7 +21,7 @@ import {
   decodeConfig, decodeKeyFile, decodeMasterKeys, decodeSnapshot, encodeConfig, encodeKeyFile, encodeMasterKeys, encodeSnapshot,
   type BlobType, type ChunkerParams, type MasterKeys, type RepoConfig, type Snapshot,
 } from './format/records.js';
-import { decodeTree, encodeTree, type Entry } from './format/tree.js';
+import { decodeTree, type Entry, type TreeBuilder } from './format/tree.js';
 import { BlobIndex } from './index-db.js';
 import { acquireLock, removeLocks, type Lock } from './lock.js';
 import { Lru } from './lru.js';
@@ -189,31 +189,40 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     const hex = id.toString('hex');
     if (this.pending.has(hex) || this.index.has(id)) return 0;
     this.pending.add(hex);
-    const { sealed, compressed } = await sealBlob(this.sealer, data, data.length >= MIN_COMPRESS);
+    let sealed: Buffer;
+    let compressed: boolean;
+    try {
+      ({ sealed, compressed } = await sealBlob(this.sealer, data, data.length >= MIN_COMPRESS));
+    } catch (e) {
+      this.pending.delete(hex); // else it would pass for stored
+      throw e;
+    }
     const writer = this.writers[type];
     writer.add(type, id, [sealed], data.length, compressed);
     if (writer.full) await this.startSaving(writer);
     return sealed.length;
   }
 
-  async saveTree(entries: readonly Entry[]): Promise<{ id: Buffer; added: number }> {
-    const data = encodeTree(entries);
+  async saveTree(tree: TreeBuilder): Promise<{ id: Buffer; added: number }> {
+    const data = tree.encode();
     const id = this.blobId(data);
     return { id, added: await this.storeBlob('tree', id, data) };
   }
 
   async flush(): Promise<void> {
     for (const writer of Object.values(this.writers)) {
-      if (!writer.empty) await this.startSaving(writer);
+      if (!writer.empty) await this.startSaving(writer, true);
     }
     await Promise.all(this.saving);
     this.throwSavingError();
   }
 
-  private async startSaving(writer: PackWriter): Promise<void> {
+  /** Saves the writer's pack once a save slot is free; unless `flushing`, only if it is still full then (another caller may have saved it meanwhile). */
+  private async startSaving(writer: PackWriter, flushing = false): Promise<void> {
     while (this.saving.size >= MAX_SAVING_PACKS) await Promise.race(this.saving);
     this.throwSavingError();
     if (this.closing) throw errors.interrupted('the repository was closed while a pack was being written');
+    if (writer.empty || (!flushing && !writer.full)) return;
     const job = writer.save().then(
       (pack) => this.packSaved(pack),
       (e) => { this.savingError ??= e; },

@@ -3,7 +3,7 @@
  * BlobWriter, restore and the mount take a TreeReader and a BlobReader; nothing
  * outside src/store/ names the Repository class for its work.
  */
-import type { Entry } from './format/tree.js';
+import type { Entry, TreeBuilder } from './format/tree.js';
 import type { BlobType, Snapshot } from './format/records.js';
 
 export interface BlobReader {
@@ -27,7 +27,7 @@ export interface BlobWriter {
    */
   storeBlob(type: BlobType, id: Buffer, data: Uint8Array): Promise<number>;
   /** Stores a tree; returns its id and the sealed bytes added. */
-  saveTree(entries: readonly Entry[]): Promise<{ id: Buffer; added: number }>;
+  saveTree(tree: TreeBuilder): Promise<{ id: Buffer; added: number }>;
   /** Saves every pending pack: afterwards everything stored is durable. */
   flush(): Promise<void>;
 }

@@ -20,7 +20,7 @@ import { native } from '../native.js';
 import { makeCutter, type CutFunction } from '../store/chunker.js';
 import { errors, StrataError } from '../store/errors.js';
 import type { ChunkerParams, Snapshot, SnapshotSummary } from '../store/format/records.js';
-import type { Entry, Tally } from '../store/format/tree.js';
+import { TreeBuilder, type Entry, type Tally } from '../store/format/tree.js';
 import type { BlobWriter, FolderMemory, FolderSeen, SnapshotRef, SnapshotWriter, TreeReader } from '../store/roles.js';
 import {
   displayPath, entryFromStat, isDirectory, isRegularFile, joinPath, readSmallFile, readXattrs, sameContentStat, scanDir, statFromNode,
@@ -130,8 +130,8 @@ class Walker {
   private readonly scans = fastq.promise((job: () => Promise<Scan | undefined>) => job(), SCAN_CONCURRENCY);
   private readonly windows: Buffer[] = [];
   private readonly smallBuffers: Buffer[] = [];
-  /** Hard-linked files read (or being read) in this snapshot, by device:inode: their content, once read. */
-  private readonly hardLinks = new Map<string, Promise<Pick<Entry, 'chunks' | 'sparse' | 'extents'> | undefined>>();
+  /** Hard-linked files read (or being read) in this snapshot, by device:inode: the entry as read, and how many names took it. */
+  private readonly hardLinks = new Map<string, { names: number; content: Promise<Entry | undefined> }>();
   private rootDevice = 0;
   /** Every folder walked, with its new tree: remembered once the trees are durable. */
   readonly foldersSeen: FolderSeen[] = [];
@@ -160,7 +160,7 @@ class Walker {
     }
     const build = async (node: Node, dirPath: string, parentTree: Buffer | undefined): Promise<[Buffer, Tally]> => {
       const parentEntries = await this.parentIndex(parentTree);
-      const entries: Entry[] = [];
+      const tree = new TreeBuilder();
       for (const [part, child] of node.children) {
         const childPath = path.join(dirPath, part);
         const name = Buffer.from(part);
@@ -169,8 +169,8 @@ class Walker {
         const previous = parentEntries.get(nameKey(name));
         if (child.source !== undefined) {
           this.rootDevice = st.dev;
-          const entry = await this.captureEntry(Buffer.from(childPath), name, st, previous);
-          if (entry) entries.push(entry);
+          const entry = await this.captureEntry(Buffer.from(childPath), name, st, previous, true);
+          if (entry) tree.add(entry);
         } else {
           const entry = entryFromStat(name, st)!;
           if (entry.type !== 'dir') {
@@ -181,37 +181,23 @@ class Walker {
           this.noteXattrs(entry);
           entry.atime = entry.mtime;
           [entry.subtree, entry.tally] = await build(child, childPath, previous?.type === 'dir' ? previous.subtree : undefined);
-          entries.push(entry);
+          tree.add(entry);
         }
       }
-      return this.saveTree(entries);
+      return this.saveTree(tree);
     };
     if (sources.length === 0) throw errors.usage('nothing to back up: give at least one path');
     return (await build(top, '/', parentRoot))[0];
   }
 
   /** Saves a folder's tree; returns its id and what it holds all levels down. */
-  private async saveTree(entries: Entry[]): Promise<[Buffer, Tally]> {
-    const { id, added } = await this.repo.saveTree(entries);
+  private async saveTree(tree: TreeBuilder): Promise<[Buffer, Tally]> {
+    const { id, added } = await this.repo.saveTree(tree);
     if (added) {
       this.summary.blobsAdded++;
       this.summary.bytesAdded += added;
     }
-    const tally: Tally = { files: 0, dirs: 0, others: 0, bytes: 0 };
-    for (const e of entries) {
-      if (e.type === 'file') {
-        tally.files++;
-        tally.bytes += e.size;
-      } else if (e.type === 'dir') {
-        tally.dirs += 1 + (e.tally?.dirs ?? 0);
-        tally.files += e.tally?.files ?? 0;
-        tally.others += e.tally?.others ?? 0;
-        tally.bytes += e.tally?.bytes ?? 0;
-      } else {
-        tally.others++;
-      }
-    }
-    return [id, tally];
+    return [id, tree.tally];
   }
 
   private noteXattrs(entry: Entry): void {
@@ -255,8 +241,12 @@ class Walker {
     if (this.opts.signal?.aborted) throw errors.interrupted('backup interrupted; nothing already stored is lost');
   }
 
-  /** Captures one entry of any type; undefined when it cannot be captured (recorded as an error). */
-  private async captureEntry(p: Buffer, name: Buffer, st: FileStat, previous: Entry | undefined): Promise<Entry | undefined> {
+  /**
+   * Captures one entry of any type; undefined when it cannot be captured (recorded as an error).
+   * `atPath`: `previous` is the parent snapshot's entry at this very path, which is what a
+   * change journal speaks of; below a folder compared with a remembered tree it is not.
+   */
+  private async captureEntry(p: Buffer, name: Buffer, st: FileStat, previous: Entry | undefined, atPath: boolean): Promise<Entry | undefined> {
     const entry = entryFromStat(name, st);
     if (!entry) {
       this.error(displayPath(p), 'has an unknown file type');
@@ -275,7 +265,7 @@ class Walker {
         // unchanged folder's tree: folders keep their mtime as atime.
         entry.atime = entry.mtime;
         this.summary.dirs++;
-        if (previous?.type === 'dir' && previous.tally && this.opts.isUnchanged?.(displayPath(p))) {
+        if (atPath && previous?.type === 'dir' && previous.tally && this.opts.isUnchanged?.(displayPath(p))) {
           entry.subtree = previous.subtree;
           entry.tally = previous.tally;
           this.reuseNamespaces();
@@ -285,8 +275,12 @@ class Walker {
           this.summary.bytes += previous.tally.bytes;
           return entry;
         }
-        [entry.subtree, entry.tally] = await this.captureDir(p, entry, this.previousTree(entry, previous));
-        this.foldersSeen.push({ device: entry.device, inode: entry.inode, tree: entry.subtree });
+        const compared = this.previousTree(entry, previous);
+        [entry.subtree, entry.tally] = await this.captureDir(p, entry, compared.tree, atPath && !compared.remembered);
+        // Remembered only where that changes what is remembered: a no-change backup writes no hint.
+        if (!this.repo.lastTreeOf(entry.device, entry.inode)?.equals(entry.subtree)) {
+          this.foldersSeen.push({ device: entry.device, inode: entry.inode, tree: entry.subtree });
+        }
         return entry;
       }
       case 'file':
@@ -312,38 +306,39 @@ class Walker {
    * same folder (same inode), else the tree this folder had when last captured wherever it
    * was (renamed or moved: its files are then not read again), else the one at the same path.
    */
-  private previousTree(dir: Entry, previous: Entry | undefined): Buffer | undefined {
+  private previousTree(dir: Entry, previous: Entry | undefined): { tree: Buffer | undefined; remembered: boolean } {
     const samePath = previous?.type === 'dir' ? previous.subtree : undefined;
-    if (samePath && previous!.inode === dir.inode && previous!.device === dir.device) return samePath;
-    return this.repo.lastTreeOf(dir.device, dir.inode) ?? samePath;
+    if (samePath && previous!.inode === dir.inode && previous!.device === dir.device) return { tree: samePath, remembered: false };
+    const remembered = this.repo.lastTreeOf(dir.device, dir.inode);
+    return remembered ? { tree: remembered, remembered: true } : { tree: samePath, remembered: false };
   }
 
-  private async captureDir(p: Buffer, dir: Entry, parentTree: Buffer | undefined): Promise<[Buffer, Tally]> {
+  private async captureDir(p: Buffer, dir: Entry, parentTree: Buffer | undefined, atPath: boolean): Promise<[Buffer, Tally]> {
     this.checkAborted();
-    if (this.opts.oneFileSystem && dir.device !== this.rootDevice) return this.saveTree([]);
+    const tree = new TreeBuilder();
+    if (this.opts.oneFileSystem && dir.device !== this.rootDevice) return this.saveTree(tree);
     await this.fileRoom.turn(); // no new listing while the file queues are full
     const scanned = await this.scans.push(() => this.scanDir(p, parentTree));
-    if (!scanned) return this.saveTree([]);
-    const entries: Entry[] = [];
-    const add = (entry: Entry | undefined): void => { if (entry) entries.push(entry); };
+    if (!scanned) return this.saveTree(tree);
+    const add = (entry: Entry | undefined): void => { if (entry) tree.add(entry); };
     // Subfolders a few at a time (their own scans are bounded globally), files through the file queues.
-    const subdirs = fastq.promise(async ([child, name, st]: Child) => add(await this.captureEntry(child, name, st, scanned.previous.get(nameKey(name)))), SUBDIR_CONCURRENCY);
-    const jobs: Promise<void>[] = [];
+    const subdirs = fastq.promise(async ([child, name, st]: Child) => add(await this.captureEntry(child, name, st, scanned.previous.get(nameKey(name)), atPath)), SUBDIR_CONCURRENCY);
+    const jobs = new Pending();
     const { children } = scanned;
-    for (let i = 0; i < children.length; i++) {
+    for (let i = 0; i < children.length && !jobs.failed; i++) {
       const [child, name, st] = children[i];
       children[i] = undefined!; // a huge folder's listing is let go as it is handed over
       if (isDirectory(st)) {
-        jobs.push(subdirs.push([child, name, st]));
+        jobs.add(subdirs.push([child, name, st]));
         continue;
       }
       const previous = scanned.previous.get(nameKey(name));
       const queue = isRegularFile(st) && st.size > WHOLE_FILE_LIMIT && !this.unchanged(st, previous) ? this.largeFiles : this.smallFiles;
       await this.fileRoom.take();
-      jobs.push(queue.push(async () => add(await this.captureEntry(child, name, st, previous))));
+      jobs.add(queue.push(async () => add(await this.captureEntry(child, name, st, previous, atPath))));
     }
-    await Promise.all(jobs);
-    return this.saveTree(entries);
+    await jobs.settled();
+    return this.saveTree(tree);
   }
 
   private async fileJob(job: () => Promise<void>): Promise<void> {
@@ -388,17 +383,22 @@ class Walker {
       return true;
     }
     if (entry.links < 2) return this.readContent(p, entry);
-    // Names of one inode listed together are read once: the later ones wait for the first's content.
-    const linkKey = `${entry.device}:${entry.inode}`;
-    const earlier = this.hardLinks.get(linkKey);
-    const content = earlier && (await earlier);
-    if (content) {
+    // Names of one inode are read once: the later ones wait for the first's content, and take
+    // it if the inode is as it was when they were listed (else they read it themselves).
+    const key = `${entry.device}:${entry.inode}`;
+    const earlier = this.hardLinks.get(key);
+    const content = earlier && (await earlier.content);
+    if (content && sameContentStat(st, { ...st, size: content.size, mtime: content.mtime, ctime: content.ctime })) {
       copyContent(content, entry);
+      entry.atime = content.atime;
+      if (content.inconsistent) entry.inconsistent = true;
       this.summary.linked = (this.summary.linked ?? 0) + 1;
+      if (++earlier.names >= entry.links) this.hardLinks.delete(key); // every name seen: let it go
       return true;
     }
     const reading = this.readContent(p, entry);
-    if (!earlier) this.hardLinks.set(linkKey, reading.then((ok) => (ok ? entry : undefined), () => undefined));
+    const read = reading.then((ok) => (ok ? entry : undefined), () => undefined);
+    this.hardLinks.set(key, { names: 1, content: read }); // replaces a failed or outdated read
     return reading;
   }
 
@@ -531,6 +531,38 @@ class Walker {
       this.summary.bytesAdded += added;
     }
     return id;
+  }
+}
+
+/**
+ * Waits for work handed over one piece at a time without keeping every piece's promise
+ * (a folder may hand over 100,000). All pieces settle before `settled` does, so nothing
+ * handed over still runs when it rejects with the first failure.
+ */
+class Pending {
+  private count = 0;
+  private failure: { reason: unknown } | undefined;
+  private wake?: () => void;
+
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  add(work: Promise<unknown>): void {
+    this.count++;
+    work.then(() => this.done(), (reason) => {
+      this.failure ??= { reason };
+      this.done();
+    });
+  }
+
+  async settled(): Promise<void> {
+    if (this.count > 0) await new Promise<void>((resolve) => { this.wake = resolve; });
+    if (this.failure) throw this.failure.reason;
+  }
+
+  private done(): void {
+    if (--this.count === 0) this.wake?.();
   }
 }
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import t from 'tap';
 import { mountView } from '../../src/fs/mount.js';
 import { repositoryViewSource, SnapshotView } from '../../src/fs/vtree.js';
+import { TreeBuilder } from '../../src/store/format/tree.js';
 import { LocalBackend } from '../../src/store/backend/local.js';
 import { MemoryBackend } from '../../src/store/backend/memory.js';
 import { Repository } from '../../src/store/repository.js';
@@ -239,17 +240,17 @@ t.test('a hostile repository cannot crash the mount or show anything outside a s
   const base = { mode: 0o755, uid: 0, gid: 0, size: 0, mtime: [1, 0], atime: [1, 0], ctime: [1, 0], inode: 1, device: 1, links: 1 } as const;
   const chunk = repo.blobId(Buffer.from('x'));
   await repo.storeBlob('data', chunk, Buffer.from('x'));
-  const hostile = await repo.saveTree([{ ...base, name: Buffer.from('a/b'), type: 'file', chunks: [chunk] }]);
-  const odd = await repo.saveTree([
+  const hostile = await repo.saveTree(TreeBuilder.of([{ ...base, name: Buffer.from('a/b'), type: 'file', chunks: [chunk] }]));
+  const odd = await repo.saveTree(TreeBuilder.of([
     { ...base, name: Buffer.from('huge'), type: 'file', size: 2 ** 50, chunks: [chunk], inode: 2 },
     { ...base, name: Buffer.from('missing'), type: 'dir', subtree: Buffer.alloc(32, 7), inode: 3 },
     { ...base, name: Buffer.from('nul-link'), type: 'symlink', target: Buffer.from('a\0b'), inode: 4 },
     { ...base, name: Buffer.from('ok.txt'), type: 'file', size: 1, chunks: [chunk], inode: 5 },
-  ]);
-  const root = await repo.saveTree([
+  ]));
+  const root = await repo.saveTree(TreeBuilder.of([
     { ...base, name: Buffer.from('hostile'), type: 'dir', subtree: hostile.id, inode: 6 },
     { ...base, name: Buffer.from('odd'), type: 'dir', subtree: odd.id, inode: 7 },
-  ]);
+  ]));
   await repo.flush();
   await repo.saveSnapshot({
     time: new Date().toISOString(), host: 'evil', user: 'x', paths: ['/'], tags: [], excludes: [], tree: root.id,

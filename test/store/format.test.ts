@@ -1,6 +1,6 @@
 import t from 'tap';
 import { BlobHasher } from '../../src/store/crypto.js';
-import { encode } from '../../src/store/format/codec.js';
+import { decode, encode } from '../../src/store/format/codec.js';
 import { decodeSnapshot, decodeTrailer, encodeTrailer } from '../../src/store/format/records.js';
 import { decodeTree, encodeTree, nameProblem, type Entry } from '../../src/store/format/tree.js';
 
@@ -21,6 +21,17 @@ const sample = (): Entry[] => [
 t.test('a tree encodes to a pinned id: the format never changes silently', async (t) => {
   const id = new BlobHasher(Buffer.alloc(32, 9)).id(encodeTree(sample())).toString('hex');
   t.equal(id, 'c5381b5fbb7bafedb73d503c34fc941c53b5af2f601bf467ebd71785439b470b');
+});
+
+t.test('a tree built entry by entry is the same record at every size (each MessagePack array header form)', async (t) => {
+  for (const n of [0, 1, 15, 16, 65_535, 65_536]) {
+    const entries = Array.from({ length: n }, (_, i) => file(`f${String(n - i).padStart(6, '0')}`, { inode: i }));
+    const data = encodeTree(entries);
+    const decoded = decodeTree(data, 'tree');
+    t.equal(decoded.length, n, `${n} entries come back`);
+    if (n) t.same(decoded[0], entries[n - 1], 'sorted, the first is the smallest name');
+    t.ok(encode(decode(data, 'tree')).equals(data), 'the very bytes MessagePack gives the whole record');
+  }
 });
 
 t.test('trees round-trip, sorted by name bytes', async (t) => {

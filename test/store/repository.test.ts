@@ -63,6 +63,19 @@ for (const encrypted of [true, false]) {
   });
 }
 
+t.test('blobs stored all at once still fill whole packs (no tiny ones from callers that waited for a save)', async (t) => {
+  const packSize = 256 * 1024;
+  const { repo, backend } = await newRepository(t, undefined, { packSize });
+  const rnd = new Random(9);
+  const blobs = Array.from({ length: 60 }, () => rnd.bytes(40_000));
+  await Promise.all(blobs.map((b) => repo.storeBlob('data', repo.blobId(b), b)));
+  await repo.flush();
+  const sizes: number[] = [];
+  for await (const o of backend.list('packs/')) sizes.push(o.size);
+  t.ok(sizes.length <= Math.ceil((60 * 40_000) / packSize) + 1, `${sizes.length} packs: ${sizes.sort((a, b) => a - b).join(', ')}`);
+  for (const b of blobs) t.ok((await repo.loadBlob('data', repo.blobId(b))).equals(b));
+});
+
 t.test('the index is a cache: deleted, it is rebuilt from pack trailers', async (t) => {
   const { repo, backend, cacheDir } = await newRepository(t, undefined, { packSize: 100_000 });
   const blobs = await storeSome(repo, 3, 10, 40_000);

@@ -53,6 +53,9 @@ t.test('a first backup reads a hard-linked file once and counts its other names 
   const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
   const s = first.snapshot.summary;
   t.same({ files: s.files, filesRead: s.filesRead, linked: s.linked }, { files: 4, filesRead: 2, linked: 2 });
+  const target = path.join(dir, 'restored');
+  await restore(repo, await resolvePath(repo, first.snapshot.tree, source), target);
+  t.equal(rsyncDifferences(source, target), '', 'every name restores with its content, linked again (rsync -H)');
   const second = await capture(repo, { paths: [source], chunker: repo.config.chunker, parent: first });
   t.same({ filesRead: second.snapshot.summary.filesRead, linked: second.snapshot.summary.linked }, { filesRead: 0, linked: undefined },
     'in the next backup every name is unchanged');
@@ -86,6 +89,24 @@ t.test('a renamed or moved folder is not read again, and a folder replaced by an
   const target = path.join(dir, 'restored');
   await restore(repo, await resolvePath(repo, replaced.snapshot.tree, source), target);
   t.equal(rsyncDifferences(source, target), '', 'and the snapshot restores exactly');
+});
+
+t.test('below a folder compared with its remembered tree, a change journal is not taken at its word', async (t) => {
+  const dir = tempDir(t);
+  const source = path.join(dir, 'share');
+  await fs.mkdir(path.join(source, 'A', 'sub'), { recursive: true });
+  await fs.writeFile(path.join(source, 'A', 'sub', 'f'), 'old');
+  const { repo } = await newRepository(t);
+  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  // Moved away and back under another name, edited meanwhile: a journal that only saw the
+  // last move knows nothing of the edit and calls B/sub unchanged.
+  await fs.rename(path.join(source, 'A'), path.join(source, 'B'));
+  await fs.writeFile(path.join(source, 'B', 'sub', 'f'), 'edited');
+  const second = await capture(repo, {
+    paths: [source], chunker: repo.config.chunker, parent: first, isUnchanged: (folder) => folder === path.join(source, 'B', 'sub'),
+  });
+  const f = await resolvePath(repo, second.snapshot.tree, path.join(source, 'B', 'sub', 'f'));
+  t.equal((await repo.loadBlob('data', f.chunks![0])).toString(), 'edited', 'the edited content is stored');
 });
 
 t.test('Room: at most its places are taken, and each release admits exactly the longest waiter', async (t) => {

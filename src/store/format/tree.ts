@@ -99,8 +99,68 @@ export function compareNames(a: Entry, b: Entry): number {
 }
 
 export function encodeTree(entries: readonly Entry[]): Buffer {
-  const sorted = [...entries].sort(compareNames);
-  return encode({ v: VERSION, entries: sorted.map(entryToWire) });
+  return TreeBuilder.of(entries).encode();
+}
+
+/** `{ v: VERSION, entries: ` with the array's header left off: the entries' count comes when the tree is done. */
+const TREE_PREFIX = (() => {
+  const empty = encode({ v: VERSION, entries: [] });
+  return empty.subarray(0, empty.length - 1); // the last byte is the empty array's header
+})();
+
+/** A MessagePack array header for `n` items. */
+function arrayHeader(n: number): Buffer {
+  if (n < 16) return Buffer.from([0x90 | n]);
+  const h = Buffer.allocUnsafe(n < 0x10000 ? 3 : 5);
+  if (n < 0x10000) {
+    h[0] = 0xdc;
+    h.writeUInt16BE(n, 1);
+  } else {
+    h[0] = 0xdd;
+    h.writeUInt32BE(n, 1);
+  }
+  return h;
+}
+
+/**
+ * A tree built one entry at a time. Each entry is kept encoded (a few hundred bytes), not
+ * as an Entry object with its arrays (measured ~1.5 KB on the heap): a folder of 100,000
+ * files costs about its encoded tree while it is captured. `encode` gives exactly the
+ * bytes of the tree record (MessagePack maps are encoded without context, so the
+ * entries' encodings simply follow one another).
+ */
+export class TreeBuilder {
+  private items: { name: Buffer; wire: Buffer }[] = [];
+  /** What the tree holds, all levels down. */
+  readonly tally: Tally = { files: 0, dirs: 0, others: 0, bytes: 0 };
+
+  static of(entries: readonly Entry[]): TreeBuilder {
+    const tree = new TreeBuilder();
+    for (const e of entries) tree.add(e);
+    return tree;
+  }
+
+  add(e: Entry): void {
+    this.items.push({ name: e.name, wire: encode(entryToWire(e)) });
+    const t = this.tally;
+    if (e.type === 'file') {
+      t.files++;
+      t.bytes += e.size;
+    } else if (e.type === 'dir') {
+      t.dirs += 1 + (e.tally?.dirs ?? 0);
+      t.files += e.tally?.files ?? 0;
+      t.others += e.tally?.others ?? 0;
+      t.bytes += e.tally?.bytes ?? 0;
+    } else {
+      t.others++;
+    }
+  }
+
+  /** The tree record: entries sorted by name bytes. */
+  encode(): Buffer {
+    const items = this.items.sort((a, b) => Buffer.compare(a.name, b.name));
+    return Buffer.concat([TREE_PREFIX, arrayHeader(items.length), ...items.map((i) => i.wire)]);
+  }
 }
 
 function entryToWire(e: Entry): Record<string, unknown> {

@@ -359,15 +359,9 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
     args[0] = errno_error(env, job->err ? job->err : EIO, job->err ? job->syscall : "scanDir", job->path);
     napi_call_function(env, global, cb, 1, args, NULL);
   } else {
-    napi_create_array_with_length(env, job->count, &args[1]);
-    size_t off = 0;
-    for (size_t i = 0; i < job->count; i++) {
-      size_t len = strlen(job->names + off);
-      napi_value name; void *copy;
-      napi_create_buffer_copy(env, len, job->names + off, &copy, &name);
-      napi_set_element(env, args[1], (uint32_t)i, name);
-      off += len + 1;
-    }
+    /* One Buffer of NUL-terminated names, not one Buffer per name: a folder of 100,000 files costs its names' bytes. */
+    void *copy;
+    napi_create_buffer_copy(env, job->names_len, job->names ? job->names : "", &copy, &args[1]);
     napi_value ab; void *abdata;
     size_t bytes = job->count * STAT_FIELDS * sizeof(double);
     napi_create_arraybuffer(env, bytes, &abdata, &ab);

@@ -20,11 +20,11 @@ import { native } from '../native.js';
 import { makeCutter, type CutFunction } from '../store/chunker.js';
 import { errors, StrataError } from '../store/errors.js';
 import type { ChunkerParams, Snapshot, SnapshotSummary } from '../store/format/records.js';
-import { TreeBuilder, type Entry, type Tally } from '../store/format/tree.js';
-import type { BlobWriter, FolderMemory, FolderSeen, SnapshotRef, SnapshotWriter, TreeReader } from '../store/roles.js';
+import { TreeBuilder, TreeIndex, type Entry, type Tally } from '../store/format/tree.js';
+import type { BlobReader, BlobWriter, FolderMemory, FolderSeen, SnapshotRef, SnapshotWriter } from '../store/roles.js';
 import {
   displayPath, entryFromStat, isDirectory, isRegularFile, joinPath, readSmallFile, readXattrs, sameContentStat, scanDir, statFromNode,
-  type FileStat,
+  type FileStat, type Listing,
 } from './local-fs.js';
 import { Room } from './room.js';
 
@@ -62,7 +62,7 @@ export interface CaptureProgress {
   current?: string;
 }
 
-export type CaptureRepo = BlobWriter & TreeReader & SnapshotWriter & FolderMemory;
+export type CaptureRepo = BlobWriter & Pick<BlobReader, 'loadBlob'> & SnapshotWriter & FolderMemory;
 
 /** Files read at once; small ones mostly wait on the disk, so several overlap. */
 const FILE_CONCURRENCY = 8;
@@ -113,12 +113,10 @@ export async function capture(repo: CaptureRepo, opts: CaptureOptions): Promise<
   return { id: await repo.saveSnapshot(snapshot), snapshot };
 }
 
-type ParentIndex = Map<string, Entry>;
 /** A listed folder entry: its path, its name and its lstat. */
 type Child = [path: Buffer, name: Buffer, st: FileStat];
 /** A listed folder: its entries and the same folder's entries in the parent snapshot. */
-interface Scan { children: Child[]; previous: ParentIndex }
-const nameKey = (name: Buffer): string => name.toString('latin1');
+interface Scan { listing: Listing; previous: TreeIndex }
 
 class Walker {
   private readonly cut: CutFunction;
@@ -166,7 +164,7 @@ class Walker {
         const name = Buffer.from(part);
         const st = await this.lstat(Buffer.from(childPath));
         if (!st) continue;
-        const previous = parentEntries.get(nameKey(name));
+        const previous = parentEntries.get(name);
         if (child.source !== undefined) {
           this.rootDevice = st.dev;
           const entry = await this.captureEntry(Buffer.from(childPath), name, st, previous, true);
@@ -211,10 +209,9 @@ class Walker {
     else for (const ns of parent) this.xattrNamespaces?.add(ns);
   }
 
-  private async parentIndex(tree: Buffer | undefined): Promise<ParentIndex> {
-    const index: ParentIndex = new Map();
-    if (tree) for (const e of await this.repo.loadTree(tree)) index.set(nameKey(e.name), e);
-    return index;
+  /** The parent snapshot's folder, looked up by name. */
+  private async parentIndex(tree: Buffer | undefined): Promise<TreeIndex> {
+    return tree ? TreeIndex.decode(await this.repo.loadBlob('tree', tree), `tree ${tree.toString('hex')}`) : TreeIndex.empty;
   }
 
   private async lstat(p: Buffer): Promise<FileStat | undefined> {
@@ -322,17 +319,24 @@ class Walker {
     if (!scanned) return this.saveTree(tree);
     const add = (entry: Entry | undefined): void => { if (entry) tree.add(entry); };
     // Subfolders a few at a time (their own scans are bounded globally), files through the file queues.
-    const subdirs = fastq.promise(async ([child, name, st]: Child) => add(await this.captureEntry(child, name, st, scanned.previous.get(nameKey(name)), atPath)), SUBDIR_CONCURRENCY);
+    const subdirs = fastq.promise(async ([child, name, st]: Child) => add(await this.captureEntry(child, name, st, scanned.previous.get(name), atPath)), SUBDIR_CONCURRENCY);
     const jobs = new Pending();
-    const { children } = scanned;
-    for (let i = 0; i < children.length && !jobs.failed; i++) {
-      const [child, name, st] = children[i];
-      children[i] = undefined!; // a huge folder's listing is let go as it is handed over
+    const { listing } = scanned;
+    for (let i = 0; i < listing.count && !jobs.failed; i++) {
+      // Each entry is made into objects only as it is handed over: a huge folder costs its listing's bytes.
+      const name = listing.name(i);
+      const child = joinPath(p, name);
+      if (this.excluded(child)) continue;
+      const st = listing.stat(i);
+      if (typeof st === 'string') {
+        this.error(displayPath(child), st);
+        continue;
+      }
       if (isDirectory(st)) {
         jobs.add(subdirs.push([child, name, st]));
         continue;
       }
-      const previous = scanned.previous.get(nameKey(name));
+      const previous = scanned.previous.get(name);
       const queue = isRegularFile(st) && st.size > WHOLE_FILE_LIMIT && !this.unchanged(st, previous) ? this.largeFiles : this.smallFiles;
       await this.fileRoom.take();
       jobs.add(queue.push(async () => add(await this.captureEntry(child, name, st, previous, atPath))));
@@ -356,15 +360,7 @@ class Walker {
       return undefined;
     });
     const [listed, previous] = await Promise.all([listing, this.parentIndex(parentTree)]);
-    if (!listed) return undefined;
-    const children: Child[] = [];
-    for (const { name, stat } of listed) {
-      const child = joinPath(p, name);
-      if (this.excluded(child)) continue;
-      if (typeof stat === 'string') this.error(displayPath(child), stat);
-      else children.push([child, name, stat]);
-    }
-    return { children, previous };
+    return listed && { listing: listed, previous };
   }
 
   private unchanged(st: FileStat, previous: Entry | undefined): previous is Entry & { chunks: Buffer[] } {

@@ -21,10 +21,12 @@ export async function estimateSize(paths: string[], onTotal: (bytes: number) => 
   };
   const scans = fastq.promise(async (dir: Buffer) => {
     if (signal?.aborted) return;
-    for (const { name, stat } of await scanDir(dir).catch(() => [])) {
+    const listing = await scanDir(dir).catch(() => undefined);
+    for (let i = 0; i < (listing?.count ?? 0); i++) {
+      const stat = listing!.stat(i);
       if (typeof stat === 'string') continue;
       if (isRegularFile(stat)) bytes += stat.size;
-      else if (isDirectory(stat)) visit(joinPath(dir, name));
+      else if (isDirectory(stat)) visit(joinPath(dir, listing!.name(i)));
     }
     onTotal(bytes);
   }, CONCURRENCY);

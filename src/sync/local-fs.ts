@@ -88,11 +88,44 @@ function statFromArray(a: Float64Array, index: number): FileStat | string {
 export const sameContentStat = (a: FileStat, b: FileStat): boolean =>
   a.size === b.size && sameTime(a.mtime, b.mtime) && sameTime(a.ctime, b.ctime) && a.ino === b.ino;
 
-/** Lists a folder with every entry's lstat in one round trip; a failed lstat is given as its error. */
-export function scanDir(p: Buffer): Promise<{ name: Buffer; stat: FileStat | string }[]> {
+/**
+ * A folder's entries with their lstat, as one job listed them: the names in one Buffer
+ * and the stats in one array, each entry's made into objects only when asked for, so a
+ * folder of 100,000 files costs its names' bytes and 128 bytes of stat each.
+ */
+export class Listing {
+  private readonly starts: Uint32Array;
+
+  constructor(private readonly names: Buffer, private readonly stats: Float64Array) {
+    const count = stats.length / STAT_FIELDS;
+    this.starts = new Uint32Array(count + 1);
+    for (let i = 0, pos = 0; i < count; i++) {
+      this.starts[i] = pos;
+      pos = names.indexOf(0, pos) + 1;
+      this.starts[i + 1] = pos;
+    }
+  }
+
+  get count(): number {
+    return this.starts.length - 1;
+  }
+
+  /** The i-th name (a view of the listing's bytes). */
+  name(i: number): Buffer {
+    return this.names.subarray(this.starts[i], this.starts[i + 1] - 1);
+  }
+
+  /** The i-th entry's lstat, or the error name of a failed lstat. */
+  stat(i: number): FileStat | string {
+    return statFromArray(this.stats, i);
+  }
+}
+
+/** Lists a folder with every entry's lstat in one round trip. */
+export function scanDir(p: Buffer): Promise<Listing> {
   return new Promise((resolve, reject) => native.scanDir(p, (err, names, stats) => {
     if (err) reject(err);
-    else resolve(names.map((name, i) => ({ name, stat: statFromArray(stats, i) })));
+    else resolve(new Listing(names, stats));
   }));
 }
 

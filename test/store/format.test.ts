@@ -2,7 +2,7 @@ import t from 'tap';
 import { BlobHasher } from '../../src/store/crypto.js';
 import { decode, encode } from '../../src/store/format/codec.js';
 import { decodeSnapshot, decodeTrailer, encodeTrailer } from '../../src/store/format/records.js';
-import { decodeTree, encodeTree, nameProblem, type Entry } from '../../src/store/format/tree.js';
+import { decodeTree, encodeTree, nameProblem, TreeIndex, type Entry } from '../../src/store/format/tree.js';
 
 const file = (name: string | Buffer, extra: Partial<Entry> = {}): Entry => ({
   name: typeof name === 'string' ? Buffer.from(name) : name, type: 'file', mode: 0o644, uid: 1000, gid: 100, user: 'alice', group: 'users',
@@ -41,11 +41,26 @@ t.test('trees round-trip, sorted by name bytes', async (t) => {
   t.same(decoded[2].xattrs, [['user.DOSATTRIB', Buffer.from('0x20')]]);
 });
 
+t.test('a tree looked up by name gives what decoding it whole gives, and refuses what decoding refuses', async (t) => {
+  const data = encodeTree(sample());
+  const index = TreeIndex.decode(data, 'tree T');
+  for (const e of decodeTree(data, 'tree T')) t.same(index.get(e.name), e, e.name.toString('latin1'));
+  t.equal(index.get(Buffer.from('absent')), undefined);
+  // Laid out otherwise (keys in another order): decoded whole, then indexed alike.
+  const other = encode({ entries: decodeTree(data, 'tree T').map((e) => ({ ...e, tally: undefined })), v: 1 });
+  t.same(TreeIndex.decode(other, 'tree O').get(Buffer.from('a.txt')), sample()[4]);
+  const unsorted = encode({ v: 1, entries: [file('b'), file('a')] });
+  t.throws(() => TreeIndex.decode(unsorted, 'tree U'), { code: 'CORRUPT' }, 'entries out of order');
+  t.throws(() => TreeIndex.decode(data.subarray(0, data.length - 3), 'tree S'), { code: 'CORRUPT' }, 'a record cut short');
+  t.throws(() => TreeIndex.decode(Buffer.concat([data, Buffer.from([0])]), 'tree L'), { code: 'CORRUPT' }, 'bytes after the entries');
+});
+
 t.test('names that could escape a restore target are refused on decode', async (t) => {
   for (const bad of ['..', '.', 'a/b', 'nul\0byte', '', 'x'.repeat(256)]) {
     t.ok(nameProblem(Buffer.from(bad)), JSON.stringify(bad));
     const wire = encode({ v: 1, entries: [{ ...file('ok'), name: Buffer.from(bad) }] });
     t.throws(() => decodeTree(wire, 'tree T'), { code: 'UNSAFE_PATH' }, JSON.stringify(bad));
+    t.throws(() => TreeIndex.decode(wire, 'tree T'), { code: 'UNSAFE_PATH' }, `${JSON.stringify(bad)}, looked up by name`);
   }
   t.notOk(nameProblem(Buffer.from('x'.repeat(255))));
 });

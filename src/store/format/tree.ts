@@ -7,7 +7,7 @@
  * a name with `/`, NUL, `.` or `..` onto a local filesystem.
  */
 import { errors } from '../errors.js';
-import { decode, encode, Fields } from './codec.js';
+import { decode, encode, Fields, skipValue } from './codec.js';
 import { ID_BYTES } from './records.js';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
@@ -123,14 +123,18 @@ function arrayHeader(n: number): Buffer {
 }
 
 /**
- * A tree built one entry at a time. Each entry is kept encoded (a few hundred bytes), not
- * as an Entry object with its arrays (measured ~1.5 KB on the heap): a folder of 100,000
- * files costs about its encoded tree while it is captured. `encode` gives exactly the
- * bytes of the tree record (MessagePack maps are encoded without context, so the
- * entries' encodings simply follow one another).
+ * A tree built one entry at a time. Each entry is kept encoded, its name and encoding
+ * copied into one growing arena (a few hundred bytes an entry), not as an Entry object
+ * with its arrays and Buffers (measured ~1.5 KB on the heap): a folder of 100,000 files
+ * costs about its encoded tree while it is captured. `encode` gives exactly the bytes of
+ * the tree record (MessagePack maps are encoded without context, so the entries'
+ * encodings simply follow one another).
  */
 export class TreeBuilder {
-  private items: { name: Buffer; wire: Buffer }[] = [];
+  private arena = Buffer.allocUnsafe(4096);
+  private used = 0;
+  /** Three numbers per entry: where its name starts and ends in the arena, and where its encoding ends (it follows the name). */
+  private readonly spans: number[] = [];
   /** What the tree holds, all levels down. */
   readonly tally: Tally = { files: 0, dirs: 0, others: 0, bytes: 0 };
 
@@ -141,7 +145,11 @@ export class TreeBuilder {
   }
 
   add(e: Entry): void {
-    this.items.push({ name: e.name, wire: encode(entryToWire(e)) });
+    const wire = encode(entryToWire(e));
+    const start = this.used;
+    this.append(e.name);
+    this.append(wire);
+    this.spans.push(start, start + e.name.length, this.used);
     const t = this.tally;
     if (e.type === 'file') {
       t.files++;
@@ -158,8 +166,20 @@ export class TreeBuilder {
 
   /** The tree record: entries sorted by name bytes. */
   encode(): Buffer {
-    const items = this.items.sort((a, b) => Buffer.compare(a.name, b.name));
-    return Buffer.concat([TREE_PREFIX, arrayHeader(items.length), ...items.map((i) => i.wire)]);
+    const { arena, spans } = this;
+    const order = Array.from({ length: spans.length / 3 }, (_, i) => i * 3);
+    order.sort((a, b) => arena.compare(arena, spans[b], spans[b + 1], spans[a], spans[a + 1]));
+    return Buffer.concat([TREE_PREFIX, arrayHeader(order.length), ...order.map((i) => arena.subarray(spans[i + 1], spans[i + 2]))]);
+  }
+
+  private append(bytes: Uint8Array): void {
+    if (this.used + bytes.length > this.arena.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.used + bytes.length));
+      this.arena.copy(grown, 0, 0, this.used);
+      this.arena = grown;
+    }
+    this.arena.set(bytes, this.used);
+    this.used += bytes.length;
   }
 }
 
@@ -181,6 +201,70 @@ function entryToWire(e: Entry): Record<string, unknown> {
   if (e.extents !== undefined) wire.extents = e.extents.flat();
   if (e.inconsistent) wire.inconsistent = true;
   return wire;
+}
+
+/**
+ * A tree looked up by name without holding its entries as objects: the record's bytes and
+ * where each entry lies in them, an entry decoded when asked for. Capture compares each
+ * folder with the parent snapshot's through one of these, so a parent folder of 100,000
+ * files costs its encoded bytes, not 100,000 Entry objects. Names and their order are
+ * checked as in decodeTree when it is made; an entry's fields when it is asked for.
+ */
+export class TreeIndex {
+  private constructor(
+    private readonly data: Buffer,
+    private readonly starts: Uint32Array,
+    private readonly byName: Map<string, number>,
+    private readonly what: string,
+  ) {}
+
+  static readonly empty = new TreeIndex(Buffer.alloc(0), new Uint32Array(1), new Map(), 'an empty tree');
+
+  static decode(data: Buffer, what: string): TreeIndex {
+    let bytes = data;
+    let layout = entriesLayout(data);
+    if (!layout) {
+      // Every tree Strata writes is laid out so; anything else is decoded whole (and judged) first.
+      bytes = encodeTree(decodeTree(data, what));
+      layout = entriesLayout(bytes)!;
+    }
+    const n = layout.count;
+    const starts = new Uint32Array(n + 1);
+    const byName = new Map<string, number>();
+    let pos = layout.first;
+    let previous: Buffer | undefined;
+    for (let i = 0; i < n; i++) {
+      starts[i] = pos;
+      pos = skipValue(bytes, pos, what);
+      const name = Fields.of(decode(bytes.subarray(starts[i], pos), what), `${what} entry ${i}`).bytes('name');
+      const problem = nameProblem(name);
+      if (problem) throw errors.unsafePath(`${what} holds ${problem}: refusing to use it`);
+      if (previous && Buffer.compare(previous, name) >= 0) throw errors.corrupt(`${what}: entries are not sorted or repeat a name`);
+      previous = name;
+      byName.set(name.toString('latin1'), i);
+    }
+    if (pos !== bytes.length) throw errors.corrupt(`${what}: bytes follow its entries`);
+    starts[n] = pos;
+    return new TreeIndex(bytes, starts, byName, what);
+  }
+
+  get(name: Buffer): Entry | undefined {
+    const i = this.byName.get(name.toString('latin1'));
+    if (i === undefined) return undefined;
+    const raw = decode(this.data.subarray(this.starts[i], this.starts[i + 1]), this.what);
+    return entryFromWire(Fields.of(raw, `${this.what} entry ${i}`));
+  }
+}
+
+/** For a tree record laid out as Strata writes it (prefix, array header, entries): how many entries, and where the first starts. */
+function entriesLayout(data: Buffer): { count: number; first: number } | undefined {
+  if (data.length <= TREE_PREFIX.length || !data.subarray(0, TREE_PREFIX.length).equals(TREE_PREFIX)) return undefined;
+  const at = TREE_PREFIX.length;
+  const t = data[at];
+  if (t >= 0x90 && t <= 0x9f) return { count: t & 0x0f, first: at + 1 };
+  if (t === 0xdc && data.length >= at + 3) return { count: data.readUInt16BE(at + 1), first: at + 3 };
+  if (t === 0xdd && data.length >= at + 5) return { count: data.readUInt32BE(at + 1), first: at + 5 };
+  return undefined;
 }
 
 export function decodeTree(data: Uint8Array, what: string): Entry[] {

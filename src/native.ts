@@ -20,7 +20,7 @@ export interface Native {
   /** Offset of the next hole at or after `offset` (end of file counts as a hole), or -1. */
   seekHole(fd: number, offset: number): number;
   utimesNs(path: PathLike, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
-  /** Lists a folder and lstats every entry in one thread-pool job: the names one after another, each ended by a NUL; 16 stat fields per entry (STAT_FIELDS). */
+  /** Lists a folder and lstats every entry in one thread-pool job: the names one after another, each ended by a NUL; 17 stat fields per entry (STAT_FIELDS). */
   scanDir(path: PathLike, callback: (err: Error | undefined, names: Buffer, stats: Float64Array) => void): void;
   /** Reads a whole small file into `into` (up to its size + 1 byte) in one thread-pool job, with fstat before and after. */
   readSmall(path: PathLike, into: Buffer, callback: (err: Error | undefined, bytesRead: number, before: Float64Array, after: Float64Array) => void): void;
@@ -35,7 +35,7 @@ export interface Native {
 }
 
 /** Fields per entry in scanDir/readSmall stat arrays. */
-export const STAT_FIELDS = 16;
+export const STAT_FIELDS = 17;
 
 const require = createRequire(import.meta.url);
 

@@ -250,7 +250,7 @@ class Walker {
       return undefined;
     }
     try {
-      entry.xattrs = readXattrs(p);
+      if (st.xattrBytes !== 0) entry.xattrs = readXattrs(p); // the listing knows most entries have none
     } catch (e) {
       this.error(displayPath(p), `extended attributes: ${(e as Error).message}`);
     }

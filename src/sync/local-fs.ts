@@ -62,6 +62,8 @@ export interface FileStat {
   atime: Timestamp;
   mtime: Timestamp;
   ctime: Timestamp;
+  /** Bytes of its xattr name list, where a folder listing asked: 0, it has none; -1, not known. */
+  xattrBytes: number;
 }
 
 export const isDirectory = (st: FileStat): boolean => typeFromMode(st.mode) === 'dir';
@@ -71,7 +73,7 @@ export function statFromNode(st: BigIntStats): FileStat {
   return {
     mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), nlink: Number(st.nlink),
     ino: Number(st.ino), dev: Number(st.dev), rdev: Number(st.rdev), blocks: Number(st.blocks),
-    atime: timestampFromNs(st.atimeNs), mtime: timestampFromNs(st.mtimeNs), ctime: timestampFromNs(st.ctimeNs),
+    atime: timestampFromNs(st.atimeNs), mtime: timestampFromNs(st.mtimeNs), ctime: timestampFromNs(st.ctimeNs), xattrBytes: -1,
   };
 }
 
@@ -81,7 +83,7 @@ function statFromArray(a: Float64Array, index: number): FileStat | string {
   if (a[o + 15]) return `${getSystemErrorName(-a[o + 15])}: lstat failed`;
   return {
     mode: a[o], uid: a[o + 1], gid: a[o + 2], size: a[o + 3], nlink: a[o + 4], ino: a[o + 5], dev: a[o + 6], rdev: a[o + 7],
-    blocks: a[o + 8], atime: [a[o + 9], a[o + 10]], mtime: [a[o + 11], a[o + 12]], ctime: [a[o + 13], a[o + 14]],
+    blocks: a[o + 8], atime: [a[o + 9], a[o + 10]], mtime: [a[o + 11], a[o + 12]], ctime: [a[o + 13], a[o + 14]], xattrBytes: a[o + 16],
   };
 }
 

@@ -4,9 +4,10 @@
  *   openBlob(sealed, encryptionKey | null, idKey, compressed, rawLength, id) → raw bytes
  *     Both throw an Error whose message says what is wrong ("failed authentication: …")
  *     and whose code is "DAMAGED"; the caller names the object.
+ *   openBlobAsync(…the same…, callback(err, raw)): openBlob in a thread-pool job, for large blobs.
  *   sealBlob(data, encryptionKey | null, tryCompress, callback(err, sealed, compressed))
  *     Compresses and seals in a thread-pool job; `data` must not change until the callback.
- * Threads: the JS thread, and sealBlob's job on the pool.
+ * Threads: the JS thread, and the jobs of openBlobAsync and sealBlob on the pool.
  */
 #include <node_api.h>
 #include <stdbool.h>
@@ -87,73 +88,102 @@ static napi_value open_blob(napi_env env, napi_callback_info info) {
   return problem ? damaged(env, problem) : out;
 }
 
-typedef struct seal_job {
+/* What both thread-pool jobs hold: their work, the Buffer they read (kept alive), the callback, the output. */
+typedef struct pool_job {
   napi_async_work work;
-  napi_ref data_ref, callback;
-  const uint8_t *data;
-  size_t len;
-  blob_keys keys;
-  bool try_compress;
+  napi_ref input, callback;
   uint8_t *out;
   size_t out_len;
-  int compressed;
   const char *problem;
-} seal_job;
+} pool_job;
 
-static void seal_execute(napi_env env, void *arg) {
-  (void)env;
-  seal_job *job = arg;
-  job->out = malloc(blob_seal_bound(&job->keys, job->len));
-  if (!job->out) {
-    job->problem = "cannot be sealed (out of memory)";
-    return;
-  }
-  job->problem = blob_seal(&job->keys, job->data, job->len, job->try_compress, job->out, &job->out_len, &job->compressed);
-  uint8_t *fitted = job->problem ? NULL : realloc(job->out, job->out_len ? job->out_len : 1);
-  if (fitted) job->out = fitted;
-}
-
-static void free_sealed(napi_env env, void *data, void *hint) {
+static void free_malloced(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   free(data);
 }
 
-static void seal_complete(napi_env env, napi_status status, void *arg) {
-  seal_job *job = arg;
-  napi_value cb, global, args[3];
+static void set_error(napi_env env, const char *code, const char *problem, napi_value *error) {
+  napi_value message, code_value = NULL;
+  napi_create_string_utf8(env, problem, NAPI_AUTO_LENGTH, &message);
+  if (code) napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value);
+  napi_create_error(env, code_value, message, error);
+}
+
+/*
+ * args[0] and args[1] for the callback: undefined and the job's output as a Buffer (handed to JS
+ * without a copy, freed when collected; copied where external buffers are not allowed), or an
+ * Error (code `code`) and undefined.
+ */
+static void job_result(napi_env env, napi_status status, pool_job *job, const char *code, const char *failed, napi_value *args) {
+  napi_get_undefined(env, &args[0]);
+  napi_get_undefined(env, &args[1]);
+  if (status != napi_ok || job->problem) {
+    set_error(env, code, job->problem ? job->problem : failed, &args[0]);
+  } else if (napi_create_external_buffer(env, job->out_len, job->out, free_malloced, NULL, &args[1]) == napi_ok) {
+    return; /* the Buffer owns it now */
+  } else if (napi_create_buffer_copy(env, job->out_len, job->out, NULL, &args[1]) != napi_ok) {
+    set_error(env, NULL, "out of memory", &args[0]);
+  }
+  free(job->out);
+}
+
+static void job_finish(napi_env env, pool_job *job, size_t argc, napi_value *args) {
+  napi_value cb, global;
   napi_get_reference_value(env, job->callback, &cb);
   napi_get_global(env, &global);
-  napi_get_undefined(env, &args[1]);
-  napi_get_boolean(env, job->compressed, &args[2]);
-  if (status != napi_ok || job->problem) {
-    napi_value message;
-    napi_create_string_utf8(env, job->problem ? job->problem : "cannot be sealed (job failed)", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &args[0]);
-    free(job->out);
-  } else {
-    napi_get_undefined(env, &args[0]);
-    /* Handed to JS without a copy; freed when the Buffer is collected (copied where external buffers are not allowed). */
-    if (napi_create_external_buffer(env, job->out_len, job->out, free_sealed, NULL, &args[1]) != napi_ok) {
-      if (napi_create_buffer_copy(env, job->out_len, job->out, NULL, &args[1]) != napi_ok) {
-        napi_value message;
-        napi_create_string_utf8(env, "cannot be sealed (out of memory)", NAPI_AUTO_LENGTH, &message);
-        napi_create_error(env, NULL, message, &args[0]);
-        napi_get_undefined(env, &args[1]);
-      }
-      free(job->out);
-    }
-  }
-  napi_call_function(env, global, cb, 3, args, NULL);
+  napi_call_function(env, global, cb, argc, args, NULL);
   napi_delete_reference(env, job->callback);
-  napi_delete_reference(env, job->data_ref);
+  napi_delete_reference(env, job->input);
   napi_delete_async_work(env, job->work);
   free(job);
 }
 
+static napi_value job_queue(napi_env env, pool_job *job, napi_value input, napi_value callback, const char *name,
+                            napi_async_execute_callback execute, napi_async_complete_callback complete) {
+  napi_value resource;
+  napi_create_reference(env, input, 1, &job->input);
+  napi_create_reference(env, callback, 1, &job->callback);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  NAPI_OR_RETURN_NULL(napi_create_async_work(env, NULL, resource, execute, complete, job, &job->work));
+  NAPI_OR_RETURN_NULL(napi_queue_async_work(env, job->work));
+  return NULL;
+}
+
+typedef struct seal_job {
+  pool_job base;
+  const uint8_t *data;
+  size_t len;
+  blob_keys keys;
+  bool try_compress;
+  int compressed;
+} seal_job;
+
+static void seal_execute(napi_env env, void *arg) {
+  (void)env;
+  seal_job *job = arg;
+  pool_job *base = &job->base;
+  base->out = malloc(blob_seal_bound(&job->keys, job->len));
+  if (!base->out) {
+    base->problem = "cannot be sealed (out of memory)";
+    return;
+  }
+  base->problem = blob_seal(&job->keys, job->data, job->len, job->try_compress, base->out, &base->out_len, &job->compressed);
+  uint8_t *fitted = base->problem ? NULL : realloc(base->out, base->out_len ? base->out_len : 1);
+  if (fitted) base->out = fitted;
+}
+
+static void seal_complete(napi_env env, napi_status status, void *arg) {
+  seal_job *job = arg;
+  napi_value args[3];
+  job_result(env, status, &job->base, NULL, "cannot be sealed (job failed)", args);
+  napi_get_boolean(env, job->compressed, &args[2]);
+  job_finish(env, &job->base, 3, args);
+}
+
 static napi_value seal_blob(napi_env env, napi_callback_info info) {
   size_t argc = 4;
-  napi_value argv[4], name;
+  napi_value argv[4];
   NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) {
     napi_throw_type_error(env, NULL, "sealBlob(data, key, tryCompress, callback)");
@@ -169,18 +199,66 @@ static napi_value seal_blob(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_get_value_bool(env, argv[2], &job->try_compress);
-  napi_create_reference(env, argv[0], 1, &job->data_ref);
-  napi_create_reference(env, argv[3], 1, &job->callback);
-  napi_create_string_utf8(env, "strata.sealBlob", NAPI_AUTO_LENGTH, &name);
-  NAPI_OR_RETURN_NULL(napi_create_async_work(env, NULL, name, seal_execute, seal_complete, job, &job->work));
-  NAPI_OR_RETURN_NULL(napi_queue_async_work(env, job->work));
-  return NULL;
+  return job_queue(env, &job->base, argv[0], argv[3], "strata.sealBlob", seal_execute, seal_complete);
+}
+
+typedef struct open_job {
+  pool_job base;
+  const uint8_t *sealed;
+  size_t len;
+  blob_keys keys;
+  bool compressed;
+  uint8_t id[BLOB_ID_BYTES];
+} open_job;
+
+static void open_execute(napi_env env, void *arg) {
+  (void)env;
+  open_job *job = arg;
+  pool_job *base = &job->base;
+  base->out = malloc(base->out_len ? base->out_len : 1);
+  base->problem = base->out ? blob_open(&job->keys, job->sealed, job->len, job->compressed, base->out, base->out_len, job->id)
+                            : "cannot be opened (out of memory)";
+}
+
+static void open_complete(napi_env env, napi_status status, void *arg) {
+  open_job *job = arg;
+  napi_value args[2];
+  job_result(env, status, &job->base, "DAMAGED", "cannot be opened (job failed)", args);
+  job_finish(env, &job->base, 2, args);
+}
+
+static napi_value open_blob_async(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  const uint8_t *id_key, *id;
+  size_t key_len, id_len;
+  double raw_length = 0;
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) return damaged(env, "openBlobAsync(sealed, key, idKey, compressed, rawLength, id, callback)");
+  open_job *job = calloc(1, sizeof *job);
+  if (!job) return damaged(env, "cannot be opened (out of memory)");
+  if (!buffer_arg(env, argv[0], &job->sealed, &job->len, 0) || !keys_arg(env, argv[1], &job->keys) ||
+      !buffer_arg(env, argv[2], &id_key, &key_len, BLOB_KEY_BYTES) || !buffer_arg(env, argv[5], &id, &id_len, BLOB_ID_BYTES)) {
+    free(job);
+    return NULL;
+  }
+  memcpy(job->keys.id, id_key, BLOB_KEY_BYTES);
+  memcpy(job->id, id, BLOB_ID_BYTES);
+  napi_get_value_bool(env, argv[3], &job->compressed);
+  napi_get_value_double(env, argv[4], &raw_length);
+  if (raw_length < 0 || raw_length > (double)(1u << 31)) {
+    free(job);
+    return damaged(env, "is larger than any blob Strata writes");
+  }
+  job->base.out_len = (size_t)raw_length;
+  return job_queue(env, &job->base, argv[0], argv[6], "strata.openBlob", open_execute, open_complete);
 }
 
 void blob_napi_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "openRecord", NULL, open_record, NULL, NULL, NULL, napi_default, NULL },
     { "openBlob", NULL, open_blob, NULL, NULL, NULL, napi_default, NULL },
+    { "openBlobAsync", NULL, open_blob_async, NULL, NULL, NULL, napi_default, NULL },
     { "sealBlob", NULL, seal_blob, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -30,6 +30,9 @@ export interface Native {
   openRecord(sealed: Uint8Array, encryption: Buffer | null): Buffer;
   /** Opens a sealed blob: authenticated, decompressed when `compressed`, its id checked (HMAC under idKey); throws code DAMAGED. */
   openBlob(sealed: Uint8Array, encryption: Buffer | null, idKey: Buffer, compressed: boolean, rawLength: number, id: Buffer): Buffer;
+  /** openBlob in a thread-pool job (for large blobs: the JS thread is free meanwhile); `sealed` must stay unchanged until the callback. */
+  openBlobAsync(sealed: Uint8Array, encryption: Buffer | null, idKey: Buffer, compressed: boolean, rawLength: number, id: Buffer,
+    callback: (err: Error | undefined, raw: Buffer) => void): void;
   /** LZ4 when it shrinks the data, then sealed as openBlob opens it, in a thread-pool job; `data` must stay unchanged until the callback. */
   sealBlob(data: Uint8Array, encryption: Buffer | null, tryCompress: boolean, callback: (err: Error | undefined, sealed: Buffer, compressed: boolean) => void): void;
 }

@@ -49,9 +49,21 @@ export function opened<T>(what: string, open: () => T): T {
   try {
     return open();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'DAMAGED') throw errors.corrupt(`${what} ${(e as Error).message}`, { cause: e });
-    throw e;
+    throw asCorrupt(what, e);
   }
+}
+
+/** `opened`, for the opening of a large blob in a thread-pool job. */
+export async function openedInPool<T>(what: string, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    throw asCorrupt(what, e);
+  }
+}
+
+function asCorrupt(what: string, e: unknown): unknown {
+  return (e as NodeJS.ErrnoException).code === 'DAMAGED' ? errors.corrupt(`${what} ${(e as Error).message}`, { cause: e }) : e;
 }
 
 export class AeadSealer implements Sealer {

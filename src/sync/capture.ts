@@ -26,7 +26,7 @@ import {
   displayPath, entryFromStat, isDirectory, isRegularFile, joinPath, readSmallFile, readXattrs, sameContentStat, scanDir, statFromNode,
   type FileStat, type Listing,
 } from './local-fs.js';
-import { Room } from './room.js';
+import { Pending, Room } from './room.js';
 
 export interface CaptureOptions {
   paths: string[];
@@ -527,38 +527,6 @@ class Walker {
       this.summary.bytesAdded += added;
     }
     return id;
-  }
-}
-
-/**
- * Waits for work handed over one piece at a time without keeping every piece's promise
- * (a folder may hand over 100,000). All pieces settle before `settled` does, so nothing
- * handed over still runs when it rejects with the first failure.
- */
-class Pending {
-  private count = 0;
-  private failure: { reason: unknown } | undefined;
-  private wake?: () => void;
-
-  get failed(): boolean {
-    return this.failure !== undefined;
-  }
-
-  add(work: Promise<unknown>): void {
-    this.count++;
-    work.then(() => this.done(), (reason) => {
-      this.failure ??= { reason };
-      this.done();
-    });
-  }
-
-  async settled(): Promise<void> {
-    if (this.count > 0) await new Promise<void>((resolve) => { this.wake = resolve; });
-    if (this.failure) throw this.failure.reason;
-  }
-
-  private done(): void {
-    if (--this.count === 0) this.wake?.();
   }
 }
 

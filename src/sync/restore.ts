@@ -15,6 +15,7 @@ import { native } from '../native.js';
 import { errors } from '../store/errors.js';
 import { modeBitsOf, type Entry } from '../store/format/tree.js';
 import { displayPath, joinPath } from './local-fs.js';
+import { Pending, Room } from './room.js';
 import { fileChunks, type Reader } from './tree-walk.js';
 
 export interface RestoreOptions {
@@ -35,8 +36,12 @@ export interface RestoreResult extends RestoreProgress {
   errors: { path: string; message: string }[];
 }
 
-/** Files written at once (each holds at most two chunks); small files are latency-bound. */
+/** Files of one chunk written at once: small files are latency-bound. */
 const FILE_CONCURRENCY = 8;
+/** Files of several chunks written at once: each holds two chunks (up to 8 MiB each) while it writes. */
+const LARGE_FILE_CONCURRENCY = 2;
+/** Files handed to the writers and not yet written before the walk pauses: bounds memory on huge snapshots. */
+const FILE_BACKLOG = 256;
 /** Subfolders of one folder restored at once. */
 const SUBDIR_CONCURRENCY = 4;
 /** Owners can only be restored by root; others keep their own. */
@@ -66,7 +71,10 @@ class Restorer {
   readonly result: RestoreResult = { files: 0, bytes: 0, errors: [] };
   private readonly includes: Minimatch[];
   private readonly files = fastq.promise((job: () => Promise<void>) => job(), FILE_CONCURRENCY);
-  private readonly pendingFiles: Promise<void>[] = [];
+  private readonly largeFiles = fastq.promise((job: () => Promise<void>) => job(), LARGE_FILE_CONCURRENCY);
+  /** Backpressure: a place for every file handed to the writers, so the walk never runs far ahead of writing. */
+  private readonly fileRoom = new Room(FILE_BACKLOG);
+  private readonly pendingFiles = new Pending();
   /** First restored path of each hard-linked inode, by device:inode. */
   private readonly linked = new Map<string, Promise<Buffer>>();
 
@@ -84,14 +92,15 @@ class Restorer {
 
   async restoreChildren(dir: Entry, dirPath: Buffer, rel: Buffer, fresh = false): Promise<void> {
     const subdirs = fastq.promise((job: () => Promise<void>) => job(), SUBDIR_CONCURRENCY);
-    const jobs: Promise<void>[] = [];
+    const jobs = new Pending();
     for (const child of await this.reader.loadTree(dir.subtree!)) {
       const childRel = rel.length ? Buffer.concat([rel, Buffer.from('/'), child.name]) : child.name;
       if (!this.wanted(childRel, child.type === 'dir')) continue;
       const job = () => this.restoreEntry(child, joinPath(dirPath, child.name), childRel, fresh);
-      jobs.push(child.type === 'dir' ? subdirs.push(job) : job());
+      if (child.type === 'dir') jobs.add(subdirs.push(job));
+      else await job(); // returns once a file is handed to the writers (it waits for a place)
     }
-    await Promise.all(jobs);
+    await jobs.settled();
   }
 
   /** `inFreshFolder`: the folder was just created here, so nothing is in the way. */
@@ -106,7 +115,10 @@ class Restorer {
       }
       if (!inFreshFolder) await removeExisting(p);
       if (entry.type === 'file') {
-        this.pendingFiles.push(this.files.push(() => this.restoreFile(entry, p)).catch((e) => this.fail(p, e)));
+        await this.fileRoom.take();
+        const queue = (entry.chunks?.length ?? 0) > 1 ? this.largeFiles : this.files;
+        const written = queue.push(() => this.restoreFile(entry, p)).catch((e) => this.fail(p, e));
+        this.pendingFiles.add(written.finally(() => this.fileRoom.release()));
         return;
       }
       if (entry.type === 'symlink') await fs.symlink(entry.target!, p);
@@ -208,7 +220,7 @@ class Restorer {
   }
 
   async finish(): Promise<void> {
-    await Promise.all(this.pendingFiles);
+    await this.pendingFiles.settled();
     // Innermost folders were queued first, so a parent's times are set after its children's.
     for (const [p, entry] of this.folders) await this.applyMetadata(entry, p).catch((e) => this.fail(p, e));
   }

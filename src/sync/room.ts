@@ -1,4 +1,6 @@
 /**
+ * Bookkeeping for work handed over one piece at a time (capture's files, restore's).
+ *
  * Room: a bound on work handed over but not finished, with a first-come queue
  * of those waiting for a place.
  *
@@ -49,3 +51,35 @@ export class Room {
 }
 
 const noop = (): void => {};
+
+/**
+ * Waits for work handed over one piece at a time without keeping every piece's promise
+ * (a folder may hand over 100,000). All pieces settle before `settled` does, so nothing
+ * handed over still runs when it rejects with the first failure.
+ */
+export class Pending {
+  private count = 0;
+  private failure: { reason: unknown } | undefined;
+  private wake?: () => void;
+
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  add(work: Promise<unknown>): void {
+    this.count++;
+    work.then(() => this.done(), (reason) => {
+      this.failure ??= { reason };
+      this.done();
+    });
+  }
+
+  async settled(): Promise<void> {
+    if (this.count > 0) await new Promise<void>((resolve) => { this.wake = resolve; });
+    if (this.failure) throw this.failure.reason;
+  }
+
+  private done(): void {
+    if (--this.count === 0) this.wake?.();
+  }
+}

@@ -496,21 +496,27 @@ class Walker {
         for (let length; (length = this.cut(window, start, end, eof)) > 0; start += length) {
           stored.push(this.storeChunk(window.subarray(start, start + length)));
         }
+        // Meanwhile the disk reads on, into the room after `end`, where no chunk being stored lies.
+        const ahead = !eof && window.length - end >= READ_SIZE ? source.read(window, end, READ_SIZE) : undefined;
+        ahead?.catch(() => {}); // awaited below, once the stores have settled
         // All settle before the window is moved or given back: no job may still be reading it.
         for (const result of await Promise.allSettled(stored)) {
           if (result.status === 'rejected') throw result.reason;
           chunks.push(result.value);
         }
         if (eof) return chunks; // nothing left
-        // Need more data: move what is left to the front and read on.
+        const take = (n: number) => {
+          end += n;
+          if (n === 0) eof = true;
+        };
+        if (ahead) take(await ahead);
+        // Move what is left to the front; read now if the window had no room ahead.
         if (start > 0) {
           window.copy(window, 0, start, end);
           end -= start;
           start = 0;
         }
-        const n = await source.read(window, end, Math.min(READ_SIZE, window.length - end));
-        end += n;
-        if (n === 0) eof = true;
+        if (!ahead) take(await source.read(window, end, Math.min(READ_SIZE, window.length - end)));
         this.checkAborted();
       }
     } finally {

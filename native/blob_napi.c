@@ -6,6 +6,8 @@
  *     and whose code is "DAMAGED"; the caller names the object.
  *   openBlobAsync(…the same…, callback(err, raw)): openBlob in a thread-pool job, for large blobs.
  *   sealBlob(data, encryptionKey | null, tryCompress, callback(err, sealed, compressed))
+ *   sealingKeys(encryptionKey | null, idKey, minCompress) → an opaque handle for jobs that
+ *     hash and seal what they read (readSmall in strata_native.c, via blob_napi_sealing)
  *     Compresses and seals in a thread-pool job; `data` must not change until the callback.
  * Threads: the JS thread, and the jobs of openBlobAsync and sealBlob on the pool.
  */
@@ -254,12 +256,57 @@ static napi_value open_blob_async(napi_env env, napi_callback_info info) {
   return job_queue(env, &job->base, argv[0], argv[6], "strata.openBlob", open_execute, open_complete);
 }
 
+/* What sealingKeys hands to JS: the keys, and the size from which blobs are worth compressing. */
+typedef struct sealing {
+  blob_keys keys;
+  size_t min_compress;
+} sealing;
+
+static void free_sealing(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  memset(data, 0, sizeof(sealing)); /* keys do not linger in freed memory */
+  free(data);
+}
+
+static napi_value sealing_keys(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  const uint8_t *id_key;
+  size_t key_len;
+  double min_compress = 0;
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sealing *s = calloc(1, sizeof *s);
+  if (!s) return damaged(env, "out of memory");
+  if (argc < 3 || !keys_arg(env, argv[0], &s->keys) || !buffer_arg(env, argv[1], &id_key, &key_len, BLOB_KEY_BYTES)) {
+    free(s);
+    return NULL;
+  }
+  memcpy(s->keys.id, id_key, BLOB_KEY_BYTES);
+  napi_get_value_double(env, argv[2], &min_compress);
+  s->min_compress = min_compress > 0 ? (size_t)min_compress : 0;
+  if (napi_create_external(env, s, free_sealing, NULL, &out) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  return out;
+}
+
+const blob_keys *blob_napi_sealing(napi_env env, napi_value value, size_t *min_compress) {
+  napi_valuetype type;
+  void *data = NULL;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external || napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  *min_compress = ((sealing *)data)->min_compress;
+  return &((sealing *)data)->keys;
+}
+
 void blob_napi_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "openRecord", NULL, open_record, NULL, NULL, NULL, napi_default, NULL },
     { "openBlob", NULL, open_blob, NULL, NULL, NULL, napi_default, NULL },
     { "openBlobAsync", NULL, open_blob_async, NULL, NULL, NULL, napi_default, NULL },
     { "sealBlob", NULL, seal_blob, NULL, NULL, NULL, napi_default, NULL },
+    { "sealingKeys", NULL, sealing_keys, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -14,6 +14,8 @@
  *    entry) and per small file (open + fstat + read + fstat + close) instead of one
  *    round trip per syscall; measured as the main cost of capturing many small files.
  *    Both open with O_NOATIME where allowed, so a backup does not change access times.
+ *    With sealing keys (sealingKeys, blob_napi.c), readSmall also hashes and seals what it
+ *    read, so a small file costs one hand-off to the pool instead of two.
  *  - writeNew: create + write + close of a restored small file in one job.
  *  - openRecord, openBlob: reading what the repository sealed (blob_napi.c over blob_open.c).
  *
@@ -21,6 +23,9 @@
  */
 #include <node_api.h>
 #include "blob_napi.h"
+#include "blob_seal.h"
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include "napi_return.h"
 #include <errno.h>
 #include <stdio.h>
@@ -307,11 +312,18 @@ typedef struct {
   size_t max_bytes; /* readSmall: room in the buffer; writeNew: bytes to write */
   char *data; size_t data_len;
   double before[STAT_FIELDS], after[STAT_FIELDS];
+  /* readSmall with sealing keys: the content's blob id, sealed (kept alive by sealing_ref) */
+  napi_ref sealing_ref;
+  const blob_keys *keys; size_t min_compress;
+  uint8_t id[BLOB_ID_BYTES];
+  uint8_t *sealed; size_t sealed_len; int compressed; const char *seal_problem;
 } Job;
 
 static void job_free(napi_env env, Job *job) {
   if (job->callback) napi_delete_reference(env, job->callback);
   if (job->buffer_ref) { napi_delete_reference(env, job->buffer_ref); job->data = NULL; }
+  if (job->sealing_ref) napi_delete_reference(env, job->sealing_ref);
+  free(job->sealed);
   if (job->work) napi_delete_async_work(env, job->work);
   free(job->path); free(job->names); free(job->stats); free(job->data); free(job);
 }
@@ -386,6 +398,24 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   job_free(env, job);
 }
 
+static void free_sealed(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static void seal_read(Job *job) {
+  unsigned int id_len = 0;
+  const uint8_t *data = (const uint8_t *)job->data;
+  if (!HMAC(EVP_sha256(), job->keys->id, BLOB_KEY_BYTES, data, job->data_len, job->id, &id_len)) {
+    job->seal_problem = "cannot be hashed (HMAC failed)";
+    return;
+  }
+  job->sealed = malloc(blob_seal_bound(job->keys, job->data_len));
+  if (!job->sealed) { job->seal_problem = "cannot be sealed (out of memory)"; return; }
+  job->seal_problem = blob_seal(job->keys, data, job->data_len, job->data_len >= job->min_compress, job->sealed, &job->sealed_len, &job->compressed);
+}
+
 static void read_execute(napi_env env, void *data) {
   (void)env;
   Job *job = data;
@@ -407,6 +437,8 @@ static void read_execute(napi_env env, void *data) {
   if (fstat(fd, &st) != 0) { job->err = errno; job->syscall = "fstat"; close(fd); return; }
   put_stat(job->after, &st, 0);
   close(fd);
+  /* Read whole (it did not outgrow the buffer): its id and sealed blob in the same job, one hand-off per file. */
+  if (job->keys && job->data_len < job->max_bytes) seal_read(job);
 }
 
 static napi_value float64s(napi_env env, const double *values) {
@@ -430,7 +462,18 @@ static void read_complete(napi_env env, napi_status status, void *data) {
     napi_create_double(env, (double)job->data_len, &args[1]);
     args[2] = float64s(env, job->before);
     args[3] = float64s(env, job->after);
-    napi_call_function(env, global, cb, 4, args, NULL);
+    if (job->sealed && !job->seal_problem) {
+      void *copy;
+      napi_value more[3];
+      napi_create_buffer_copy(env, BLOB_ID_BYTES, job->id, &copy, &more[0]);
+      if (napi_create_external_buffer(env, job->sealed_len, job->sealed, free_sealed, NULL, &more[1]) == napi_ok) job->sealed = NULL; /* JS owns it */
+      else napi_create_buffer_copy(env, job->sealed_len, job->sealed, &copy, &more[1]);
+      napi_get_boolean(env, job->compressed, &more[2]);
+      napi_value all[7] = { args[0], args[1], args[2], args[3], more[0], more[1], more[2] };
+      napi_call_function(env, global, cb, 7, all, NULL);
+    } else {
+      napi_call_function(env, global, cb, 4, args, NULL);
+    }
   }
   job_free(env, job);
 }
@@ -438,7 +481,7 @@ static void read_complete(napi_env env, napi_status status, void *data) {
 /* Starts a job: args are (path, [buffer,] callback). */
 static napi_value start_job(napi_env env, napi_callback_info info, const char *name, napi_async_execute_callback execute,
                             napi_async_complete_callback complete, bool with_buffer) {
-  size_t argc = 3; napi_value argv[3];
+  size_t argc = 4; napi_value argv[4];
   NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Job *job = calloc(1, sizeof(Job));
   job->path = get_path(env, argv[0]);
@@ -451,7 +494,13 @@ static napi_value start_job(napi_env env, napi_callback_info info, const char *n
     }
     napi_create_reference(env, argv[1], 1, &job->buffer_ref);
   }
-  napi_create_reference(env, argv[with_buffer ? 2 : 1], 1, &job->callback);
+  /* readSmall(path, buffer, sealing | null, callback): the sealing keys make it hash and seal what it read. */
+  size_t callback_at = with_buffer ? (argc > 3 ? 3 : 2) : 1;
+  if (callback_at == 3) {
+    job->keys = blob_napi_sealing(env, argv[2], &job->min_compress);
+    if (job->keys) napi_create_reference(env, argv[2], 1, &job->sealing_ref);
+  }
+  napi_create_reference(env, argv[callback_at], 1, &job->callback);
   napi_value resource_name;
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
   NAPI_OR_RETURN_NULL(napi_create_async_work(env, NULL, resource_name, execute, complete, job, &job->work));

@@ -8,6 +8,9 @@ import { createRequire } from 'node:module';
 
 export type PathLike = Buffer | string;
 
+/** An opaque handle made by sealingKeys: JS cannot read the keys back from it. */
+export type SealingKeys = { readonly __sealingKeys: unique symbol };
+
 export interface Native {
   cdcCut(buf: Uint8Array, start: number, end: number, eof: boolean, gear: Uint32Array,
     minSize: number, normSize: number, maxSize: number, maskS: number, maskL: number): number;
@@ -23,7 +26,14 @@ export interface Native {
   /** Lists a folder and lstats every entry in one thread-pool job: the names one after another, each ended by a NUL; 17 stat fields per entry (STAT_FIELDS). */
   scanDir(path: PathLike, callback: (err: Error | undefined, names: Buffer, stats: Float64Array) => void): void;
   /** Reads a whole small file into `into` (up to its size + 1 byte) in one thread-pool job, with fstat before and after. */
-  readSmall(path: PathLike, into: Buffer, callback: (err: Error | undefined, bytesRead: number, before: Float64Array, after: Float64Array) => void): void;
+  /**
+   * Reads a small file whole into `into` with its stat before and after. Given sealing keys, the
+   * same job also gives the content's blob id and the blob sealed (when the file did not outgrow `into`).
+   */
+  readSmall(path: PathLike, into: Buffer, sealing: SealingKeys | null, callback: (err: Error | undefined, bytesRead: number,
+    before: Float64Array, after: Float64Array, id?: Buffer, sealed?: Buffer, compressed?: boolean) => void): void;
+  /** A handle on the keys (and the size from which to compress) for jobs that hash and seal what they read. */
+  sealingKeys(encryption: Buffer | null, idKey: Buffer, minCompress: number): SealingKeys;
   /** Creates `path` (which must not exist; never through a symlink) with `data`, mode 0600, in one thread-pool job. */
   writeNew(path: PathLike, data: Buffer, callback: (err: Error | undefined) => void): void;
   /** Authenticates and opens a sealed record (encryption key null: an unencrypted repository); throws code DAMAGED. */

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { native } from '../native.js';
+import { native, type SealingKeys } from '../native.js';
 import type { Backend } from './backend/backend.js';
 import { defaultChunkerParams } from './chunker.js';
 import {
@@ -78,6 +78,7 @@ async function exists(backend: Backend, name: string): Promise<boolean> {
 
 export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMemory, SnapshotLister, SnapshotWriter {
   private readonly hasher: BlobHasher;
+  readonly sealing: SealingKeys;
   private readonly writers: Record<BlobType, PackWriter>;
   /** Ids queued in a pack that is not saved yet (hex), so a second copy is not stored. */
   private readonly pending = new Set<string>();
@@ -96,6 +97,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     private readonly index: BlobIndex,
   ) {
     this.hasher = new BlobHasher(keys.id);
+    this.sealing = native.sealingKeys(sealer.key, keys.id, MIN_COMPRESS);
     this.treeRegions = new PackRegions(backend);
     this.writers = {
       data: new PackWriter(backend, sealer, config.packSize),
@@ -203,8 +205,19 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       this.pending.delete(hex); // else it would pass for stored
       throw e;
     }
+    return this.addSealed(type, id, sealed, data.length, compressed);
+  }
+
+  async storeSealed(type: BlobType, id: Buffer, sealed: Buffer, rawLength: number, compressed: boolean): Promise<number> {
+    const hex = id.toString('hex');
+    if (this.pending.has(hex) || this.index.has(id)) return 0;
+    this.pending.add(hex);
+    return this.addSealed(type, id, sealed, rawLength, compressed);
+  }
+
+  private async addSealed(type: BlobType, id: Buffer, sealed: Buffer, rawLength: number, compressed: boolean): Promise<number> {
     const writer = this.writers[type];
-    writer.add(type, id, [sealed], data.length, compressed);
+    writer.add(type, id, [sealed], rawLength, compressed);
     if (writer.full) await this.startSaving(writer);
     return sealed.length;
   }

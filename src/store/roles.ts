@@ -3,6 +3,7 @@
  * BlobWriter, restore and the mount take a TreeReader and a BlobReader; nothing
  * outside src/store/ names the Repository class for its work.
  */
+import type { SealingKeys } from '../native.js';
 import type { Entry, TreeBuilder } from './format/tree.js';
 import type { BlobType, Snapshot } from './format/records.js';
 
@@ -26,6 +27,10 @@ export interface BlobWriter {
    * Returns the sealed bytes added, 0 when the repository already had it.
    */
   storeBlob(type: BlobType, id: Buffer, data: Uint8Array): Promise<number>;
+  /** For native jobs that hash and seal what they read (a small file in one hand-off). */
+  readonly sealing: SealingKeys;
+  /** Stores a blob sealed with `sealing` (its id made with the same keys); as storeBlob otherwise. */
+  storeSealed(type: BlobType, id: Buffer, sealed: Buffer, rawLength: number, compressed: boolean): Promise<number>;
   /** Stores a tree; returns its id and the sealed bytes added. */
   saveTree(tree: TreeBuilder): Promise<{ id: Buffer; added: number }>;
   /** Saves every pending pack: afterwards everything stored is durable. */

@@ -191,10 +191,7 @@ class Walker {
   /** Saves a folder's tree; returns its id and what it holds all levels down. */
   private async saveTree(tree: TreeBuilder): Promise<[Buffer, Tally]> {
     const { id, added } = await this.repo.saveTree(tree);
-    if (added) {
-      this.summary.blobsAdded++;
-      this.summary.bytesAdded += added;
-    }
+    this.countAdded(added);
     return [id, tree.tally];
   }
 
@@ -443,10 +440,10 @@ class Walker {
     // Reused buffers: a fresh megabyte per file costs more than hashing it.
     const buffer = this.smallBuffers.pop() ?? Buffer.allocUnsafe(WHOLE_FILE_LIMIT + 1);
     try {
-      const { data, before, after } = await readSmallFile(p, buffer);
+      const { data, before, after, blob } = await readSmallFile(p, buffer, this.repo.sealing);
       this.takeStat(entry, before, after);
       if (data.length > WHOLE_FILE_LIMIT) return this.readLargeFile(p, entry); // it grew past the limit
-      const chunks = data.length ? [await this.storeChunk(data)] : [];
+      const chunks = !data.length ? [] : blob ? [await this.storeSealedChunk(data.length, blob)] : [await this.storeChunk(data)];
       return { chunks, changed: !sameContentStat(before, after) || data.length !== before.size };
     } finally {
       this.smallBuffers.push(buffer);
@@ -527,12 +524,22 @@ class Walker {
   private async storeChunk(data: Buffer): Promise<Buffer> {
     const id = this.repo.blobId(data);
     this.summary.bytesRead += data.length;
-    const added = await this.repo.storeBlob('data', id, data);
+    this.countAdded(await this.repo.storeBlob('data', id, data));
+    return id;
+  }
+
+  /** A small file's content, hashed and sealed by the job that read it. */
+  private async storeSealedChunk(length: number, blob: { id: Buffer; sealed: Buffer; compressed: boolean }): Promise<Buffer> {
+    this.summary.bytesRead += length;
+    this.countAdded(await this.repo.storeSealed('data', blob.id, blob.sealed, length, blob.compressed));
+    return blob.id;
+  }
+
+  private countAdded(added: number): void {
     if (added) {
       this.summary.blobsAdded++;
       this.summary.bytesAdded += added;
     }
-    return id;
   }
 }
 

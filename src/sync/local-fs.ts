@@ -5,7 +5,7 @@
 import type { BigIntStats } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
-import { native, STAT_FIELDS } from '../native.js';
+import { native, STAT_FIELDS, type SealingKeys } from '../native.js';
 import { typeFromMode, type Entry, type Timestamp } from '../store/format/tree.js';
 
 export const SLASH = Buffer.from('/');
@@ -131,14 +131,28 @@ export function scanDir(p: Buffer): Promise<Listing> {
   }));
 }
 
+export interface SmallFile {
+  /** A view of the buffer read into. */
+  data: Buffer;
+  before: FileStat;
+  after: FileStat;
+  /** With sealing keys, when read whole: its blob id and the blob sealed, ready to store. */
+  blob?: { id: Buffer; sealed: Buffer; compressed: boolean };
+}
+
 /**
  * Reads a small file whole into `into` (one byte more than its size, if it fits, to notice
  * growth) with its stat before and after reading; `data` is a view of `into`.
  */
-export function readSmallFile(p: Buffer, into: Buffer): Promise<{ data: Buffer; before: FileStat; after: FileStat }> {
-  return new Promise((resolve, reject) => native.readSmall(p, into, (err, bytesRead, before, after) => {
+export function readSmallFile(p: Buffer, into: Buffer, sealing: SealingKeys | null): Promise<SmallFile> {
+  return new Promise((resolve, reject) => native.readSmall(p, into, sealing, (err, bytesRead, before, after, id, sealed, compressed) => {
     if (err) reject(err);
-    else resolve({ data: into.subarray(0, bytesRead), before: statFromArray(before, 0) as FileStat, after: statFromArray(after, 0) as FileStat });
+    else {
+      resolve({
+        data: into.subarray(0, bytesRead), before: statFromArray(before, 0) as FileStat, after: statFromArray(after, 0) as FileStat,
+        ...(id && sealed ? { blob: { id, sealed, compressed: !!compressed } } : {}),
+      });
+    }
   }));
 }
 

@@ -6,6 +6,7 @@
  *     and whose code is "DAMAGED"; the caller names the object.
  *   openBlobAsync(…the same…, callback(err, raw)): openBlob in a thread-pool job, for large blobs.
  *   sealBlob(data, encryptionKey | null, tryCompress, callback(err, sealed, compressed))
+ *   sealBlobSync(data, encryptionKey | null, tryCompress) → [sealed, compressed], on the JS thread
  *   sealingKeys(encryptionKey | null, idKey, minCompress) → an opaque handle for jobs that
  *     hash and seal what they read (readSmall in strata_native.c, via blob_napi_sealing)
  *     Compresses and seals in a thread-pool job; `data` must not change until the callback.
@@ -204,6 +205,35 @@ static napi_value seal_blob(napi_env env, napi_callback_info info) {
   return job_queue(env, &job->base, argv[0], argv[3], "strata.sealBlob", seal_execute, seal_complete);
 }
 
+/* sealBlobSync(data, key, tryCompress) → [sealed, compressed]: for small blobs, cheaper than a hand-off to the pool. */
+static napi_value seal_blob_sync(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result, sealed, compressed;
+  const uint8_t *data;
+  size_t len, out_len = 0;
+  blob_keys keys;
+  bool try_compress = false;
+  int was_compressed = 0;
+  NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || !buffer_arg(env, argv[0], &data, &len, 0) || !keys_arg(env, argv[1], &keys)) return NULL;
+  napi_get_value_bool(env, argv[2], &try_compress);
+  uint8_t *out = malloc(blob_seal_bound(&keys, len));
+  const char *problem = out ? blob_seal(&keys, data, len, try_compress, out, &out_len, &was_compressed) : "cannot be sealed (out of memory)";
+  void *copy;
+  if (!problem && napi_create_buffer_copy(env, out_len, out, &copy, &sealed) != napi_ok) problem = "cannot be sealed (out of memory)";
+  free(out);
+  memset(&keys, 0, sizeof keys);
+  if (problem) {
+    napi_throw_error(env, NULL, problem);
+    return NULL;
+  }
+  napi_get_boolean(env, was_compressed, &compressed);
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, sealed);
+  napi_set_element(env, result, 1, compressed);
+  return result;
+}
+
 typedef struct open_job {
   pool_job base;
   const uint8_t *sealed;
@@ -306,6 +336,7 @@ void blob_napi_register(napi_env env, napi_value exports) {
     { "openBlob", NULL, open_blob, NULL, NULL, NULL, napi_default, NULL },
     { "openBlobAsync", NULL, open_blob_async, NULL, NULL, NULL, napi_default, NULL },
     { "sealBlob", NULL, seal_blob, NULL, NULL, NULL, napi_default, NULL },
+    { "sealBlobSync", NULL, seal_blob_sync, NULL, NULL, NULL, napi_default, NULL },
     { "sealingKeys", NULL, sealing_keys, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -32,6 +32,8 @@ export interface Native {
    */
   readSmall(path: PathLike, into: Buffer, sealing: SealingKeys | null, callback: (err: Error | undefined, bytesRead: number,
     before: Float64Array, after: Float64Array, id?: Buffer, sealed?: Buffer, compressed?: boolean) => void): void;
+  /** sealBlob on the JS thread, for small blobs (a hand-off to the pool costs more than sealing them). */
+  sealBlobSync(data: Uint8Array, encryption: Buffer | null, tryCompress: boolean): [sealed: Buffer, compressed: boolean];
   /** A handle on the keys (and the size from which to compress) for jobs that hash and seal what they read. */
   sealingKeys(encryption: Buffer | null, idKey: Buffer, minCompress: number): SealingKeys;
   /** Creates `path` (which must not exist; never through a symlink) with `data`, mode 0600, in one thread-pool job. */

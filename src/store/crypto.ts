@@ -105,13 +105,24 @@ function checksum(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest().subarray(0, CHECKSUM_BYTES);
 }
 
+/** Blobs from this size are sealed in a thread-pool job; smaller ones (most trees) cost less than the hand-off (~30 µs here). */
+const SEAL_IN_POOL_BYTES = 16 * 1024;
+
 /**
  * A blob compressed with LZ4 when that shrinks it, then sealed as `sealer` seals (one
- * piece, the same format): one thread-pool job in C (native/blob_seal.c), so neither
- * the compression nor the encryption holds up the JS thread. `data` must stay
- * unchanged until the promise settles.
+ * piece, the same format) in C (native/blob_seal.c): in a thread-pool job, so that
+ * neither the compression nor the encryption holds up the JS thread, unless the blob
+ * is small. `data` must stay unchanged until the promise settles.
  */
 export function sealBlob(sealer: Sealer, data: Uint8Array, tryCompress: boolean): Promise<{ sealed: Buffer; compressed: boolean }> {
+  if (data.length < SEAL_IN_POOL_BYTES) {
+    try {
+      const [sealed, compressed] = native.sealBlobSync(data, sealer.key, tryCompress);
+      return Promise.resolve({ sealed, compressed });
+    } catch (e) {
+      return Promise.reject(errors.backend(`a blob ${(e as Error).message}`, { cause: e }));
+    }
+  }
   return new Promise((resolve, reject) => native.sealBlob(data, sealer.key, tryCompress, (err, sealed, compressed) => {
     if (err) reject(errors.backend(`a blob ${err.message}`, { cause: err }));
     else resolve({ sealed, compressed });

@@ -6,7 +6,7 @@
 # with /etc/strata/strata.json naming /srv/share, /repo and "mount": "/mnt/strata".
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential python3 pkg-config fuse3 libfuse3-dev liblz4-dev acl attr \
+ && apt-get install -y --no-install-recommends build-essential python3 pkg-config fuse3 libfuse3-dev liblz4-dev libzstd-dev acl attr \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/strata
 COPY package.json package-lock.json tsconfig.json ./

@@ -5,7 +5,8 @@
  * backup after moving a 120 MB folder, full restore; wall time, MB/s, CPU seconds, peak RSS, repository size, and
  * Strata's ratio to each peer. Page caches are dropped before every step where
  * the machine allows it. Options: --dir DIR (default /var/tmp/strata-bench),
- * --tools strata,restic,borg (or none), --index-10m (also measure a backup
+ * --tools strata,strata-zstd,restic,borg (or none; strata-zstd is a repository made
+ * with --compression zstd, backup and restore steps only), --index-10m (also measure a backup
  * against a synthetic index of 10 million chunks), --serve (continuous capture
  * on a share of 200,000 files, bench/serve.ts), --scale (capture's cost per
  * entry on a 50k and a 500k-entry tree, bench/scale.ts), --json.
@@ -25,7 +26,7 @@ const option = (name: string, fallback: string): string => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const benchDir = option('--dir', '/var/tmp/strata-bench');
-const tools = option('--tools', 'strata,restic,borg').split(',');
+const tools = option('--tools', 'strata,strata-zstd,restic,borg').split(',');
 const PASSWORD = 'bench-password';
 
 interface Measure { step: string; tool: string; seconds: number; cpu: number; rssMiB: number; mbps: number; repoBytes: number }
@@ -65,6 +66,8 @@ function timed(cmd: string[], env: Record<string, string>): { seconds: number; c
 }
 
 interface Tool extends MountTool {
+  /** Only the backup and restore steps (a variant of another tool: its mount is the same code). */
+  stepsOnly?: boolean;
   init(): string[];
   backup(source: string): string[];
   restore(target: string): string[];
@@ -82,6 +85,17 @@ function makeTools(): Tool[] {
       restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
       mount: (m, extra = []) => [...strataBin, 'mount', '-q', ...extra, m],
       latest: (m, share) => path.join(m, 'snapshots/latest', share),
+    },
+    {
+      // The same, in a repository made with --compression zstd: backup and restore steps only.
+      name: 'strata-zstd', repo: path.join(benchDir, 'repo-strata-zstd'),
+      env: { STRATA_REPOSITORY: path.join(benchDir, 'repo-strata-zstd'), STRATA_PASSWORD: PASSWORD, STRATA_CACHE_DIR: path.join(benchDir, 'cache-strata-zstd') },
+      init: () => [...strataBin, 'init', '-q', '--compression', 'zstd'],
+      backup: (s) => [...strataBin, 'backup', '-q', s],
+      restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
+      mount: (m, extra = []) => [...strataBin, 'mount', '-q', ...extra, m],
+      latest: (m, share) => path.join(m, 'snapshots/latest', share),
+      stepsOnly: true,
     },
     {
       name: 'restic', repo: path.join(benchDir, 'repo-restic'),
@@ -149,6 +163,7 @@ async function main(): Promise<void> {
     await fs.rm(target, { recursive: true, force: true });
     step('full restore', tool.restore(target), corpusBytes);
     await fs.rm(target, { recursive: true, force: true });
+    if (tool.stepsOnly) continue;
     mounts.push({ tool: tool.name, ...(await mountBench(tool, benchDir, share, corpusBytes, dropCaches)) });
     if (tool.name === 'strata') {
       smb = await smbBench(tool, benchDir, share, dropCaches);

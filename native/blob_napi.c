@@ -5,9 +5,10 @@
  *     Both throw an Error whose message says what is wrong ("failed authentication: …")
  *     and whose code is "DAMAGED"; the caller names the object.
  *   openBlobAsync(…the same…, callback(err, raw)): openBlob in a thread-pool job, for large blobs.
- *   sealBlob(data, encryptionKey | null, tryCompress, callback(err, sealed, compressed))
- *   sealBlobSync(data, encryptionKey | null, tryCompress) → [sealed, compressed], on the JS thread
- *   sealingKeys(encryptionKey | null, idKey, minCompress) → an opaque handle for jobs that
+ *   sealBlob(data, encryptionKey | null, compression, callback(err, sealed, compressed))
+ *     compression: 0 none, 1 LZ4, 2 zstd (blob_seal.h)
+ *   sealBlobSync(data, encryptionKey | null, compression) → [sealed, compressed], on the JS thread
+ *   sealingKeys(encryptionKey | null, idKey, minCompress, compression) → an opaque handle for jobs that
  *     hash and seal what they read (readSmall in strata_native.c, via blob_napi_sealing)
  *     Compresses and seals in a thread-pool job; `data` must not change until the callback.
  * Threads: the JS thread, and the jobs of openBlobAsync and sealBlob on the pool.
@@ -158,7 +159,7 @@ typedef struct seal_job {
   const uint8_t *data;
   size_t len;
   blob_keys keys;
-  bool try_compress;
+  int32_t compression;
   int compressed;
 } seal_job;
 
@@ -171,7 +172,7 @@ static void seal_execute(napi_env env, void *arg) {
     base->problem = "cannot be sealed (out of memory)";
     return;
   }
-  base->problem = blob_seal(&job->keys, job->data, job->len, job->try_compress, base->out, &base->out_len, &job->compressed);
+  base->problem = blob_seal(&job->keys, job->data, job->len, job->compression, base->out, &base->out_len, &job->compressed);
   uint8_t *fitted = base->problem ? NULL : realloc(base->out, base->out_len ? base->out_len : 1);
   if (fitted) base->out = fitted;
 }
@@ -189,7 +190,7 @@ static napi_value seal_blob(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) {
-    napi_throw_type_error(env, NULL, "sealBlob(data, key, tryCompress, callback)");
+    napi_throw_type_error(env, NULL, "sealBlob(data, key, compression, callback)");
     return NULL;
   }
   seal_job *job = calloc(1, sizeof *job);
@@ -201,24 +202,24 @@ static napi_value seal_blob(napi_env env, napi_callback_info info) {
     free(job);
     return NULL;
   }
-  napi_get_value_bool(env, argv[2], &job->try_compress);
+  napi_get_value_int32(env, argv[2], &job->compression);
   return job_queue(env, &job->base, argv[0], argv[3], "strata.sealBlob", seal_execute, seal_complete);
 }
 
-/* sealBlobSync(data, key, tryCompress) → [sealed, compressed]: for small blobs, cheaper than a hand-off to the pool. */
+/* sealBlobSync(data, key, compression) → [sealed, compressed]: for small blobs, cheaper than a hand-off to the pool. */
 static napi_value seal_blob_sync(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], result, sealed, compressed;
   const uint8_t *data;
   size_t len, out_len = 0;
   blob_keys keys;
-  bool try_compress = false;
+  int32_t compression = 0;
   int was_compressed = 0;
   NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !buffer_arg(env, argv[0], &data, &len, 0) || !keys_arg(env, argv[1], &keys)) return NULL;
-  napi_get_value_bool(env, argv[2], &try_compress);
+  napi_get_value_int32(env, argv[2], &compression);
   uint8_t *out = malloc(blob_seal_bound(&keys, len));
-  const char *problem = out ? blob_seal(&keys, data, len, try_compress, out, &out_len, &was_compressed) : "cannot be sealed (out of memory)";
+  const char *problem = out ? blob_seal(&keys, data, len, compression, out, &out_len, &was_compressed) : "cannot be sealed (out of memory)";
   void *copy;
   if (!problem && napi_create_buffer_copy(env, out_len, out, &copy, &sealed) != napi_ok) problem = "cannot be sealed (out of memory)";
   free(out);
@@ -290,6 +291,7 @@ static napi_value open_blob_async(napi_env env, napi_callback_info info) {
 typedef struct sealing {
   blob_keys keys;
   size_t min_compress;
+  int compression;
 } sealing;
 
 static void free_sealing(napi_env env, void *data, void *hint) {
@@ -300,21 +302,24 @@ static void free_sealing(napi_env env, void *data, void *hint) {
 }
 
 static napi_value sealing_keys(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], out;
+  size_t argc = 4;
+  napi_value argv[4], out;
   const uint8_t *id_key;
   size_t key_len;
   double min_compress = 0;
+  int32_t compression = BLOB_LZ4;
   NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sealing *s = calloc(1, sizeof *s);
   if (!s) return damaged(env, "out of memory");
-  if (argc < 3 || !keys_arg(env, argv[0], &s->keys) || !buffer_arg(env, argv[1], &id_key, &key_len, BLOB_KEY_BYTES)) {
+  if (argc < 4 || !keys_arg(env, argv[0], &s->keys) || !buffer_arg(env, argv[1], &id_key, &key_len, BLOB_KEY_BYTES)) {
     free(s);
     return NULL;
   }
   memcpy(s->keys.id, id_key, BLOB_KEY_BYTES);
   napi_get_value_double(env, argv[2], &min_compress);
   s->min_compress = min_compress > 0 ? (size_t)min_compress : 0;
+  napi_get_value_int32(env, argv[3], &compression);
+  s->compression = compression;
   if (napi_create_external(env, s, free_sealing, NULL, &out) != napi_ok) {
     free(s);
     return NULL;
@@ -322,11 +327,12 @@ static napi_value sealing_keys(napi_env env, napi_callback_info info) {
   return out;
 }
 
-const blob_keys *blob_napi_sealing(napi_env env, napi_value value, size_t *min_compress) {
+const blob_keys *blob_napi_sealing(napi_env env, napi_value value, size_t *min_compress, int *compression) {
   napi_valuetype type;
   void *data = NULL;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_external || napi_get_value_external(env, value, &data) != napi_ok) return NULL;
   *min_compress = ((sealing *)data)->min_compress;
+  *compression = ((sealing *)data)->compression;
   return &((sealing *)data)->keys;
 }
 

@@ -4,6 +4,6 @@
 #include <node_api.h>
 #include "blob_open.h"
 void blob_napi_register(napi_env env, napi_value exports);
-/* The keys behind a sealingKeys handle (NULL if `value` is not one), and the size from which to compress. */
-const blob_keys *blob_napi_sealing(napi_env env, napi_value value, size_t *min_compress);
+/* The keys behind a sealingKeys handle (NULL if `value` is not one), the size from which to compress, and how. */
+const blob_keys *blob_napi_sealing(napi_env env, napi_value value, size_t *min_compress, int *compression);
 #endif

@@ -6,9 +6,10 @@
  *
  * Format (see src/store/crypto.ts): encrypted, nonce (12) | AES-256-GCM ciphertext | tag (16);
  * unencrypted, body | first 16 bytes of SHA-256(body). A compressed blob's body is
- * u32 LE raw length | LZ4 block. A blob's id is HMAC-SHA256(id key, raw bytes).
+ * u32 LE raw length | LZ4 block, or a zstd frame (in a repository that chose zstd; told
+ * apart by the frame's magic number). A blob's id is HMAC-SHA256(id key, raw bytes).
  *
- * Threads: any; nothing is shared. Uses the OpenSSL that Node exports, and liblz4.
+ * Threads: any; each keeps its own zstd context. Uses the OpenSSL that Node exports, liblz4 and libzstd.
  */
 #ifndef STRATA_BLOB_OPEN_H
 #define STRATA_BLOB_OPEN_H

@@ -6,26 +6,45 @@
 #include "blob_seal.h"
 
 #include <lz4.h>
+#include <zstd.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
 
 #define LENGTH_PREFIX 4
 
+/* zstd at its lowest level: on the bench corpus 568 MiB against 564 at level 3 (LZ4: 663), for less CPU. */
+#define ZSTD_LEVEL 1
+
 size_t blob_seal_bound(const blob_keys *k, size_t len) {
   size_t body = LENGTH_PREFIX + (size_t)LZ4_compressBound((int)len);
+  if (body < ZSTD_compressBound(len)) body = ZSTD_compressBound(len);
   if (body < len) body = len;
   return body + (k->encrypted ? BLOB_NONCE_BYTES + BLOB_TAG_BYTES : BLOB_CHECKSUM_BYTES);
 }
 
+/* A zstd frame, which carries its own size; ZSTD_compress2's context is kept per thread (making one costs more than small blobs). */
+static size_t zstd_body(const uint8_t *data, size_t len, uint8_t *body, size_t room) {
+  static _Thread_local ZSTD_CCtx *ctx;
+  if (!ctx && !(ctx = ZSTD_createCCtx())) return 0;
+  ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
+  size_t n = ZSTD_compress2(ctx, body, room, data, len);
+  return ZSTD_isError(n) ? 0 : n;
+}
+
 /*
- * Compresses into `body` when LZ4 makes the data smaller (its raw length in front):
- * returns the body's length and sets *compressed; otherwise the body is the data itself,
- * which the caller takes from `data` (nothing is copied).
+ * Compresses into `body` when that makes the data smaller: LZ4 with the raw length in
+ * front, or a zstd frame. Returns the body's length and sets *compressed; otherwise the
+ * body is the data itself, which the caller takes from `data` (nothing is copied).
  */
-static size_t compress_body(const uint8_t *data, size_t len, int try_compress, uint8_t *body, int *compressed) {
+static size_t compress_body(const uint8_t *data, size_t len, int compression, uint8_t *body, int *compressed) {
   *compressed = 0;
-  if (!try_compress || len <= LENGTH_PREFIX) return len;
+  if (compression == BLOB_STORE || len <= LENGTH_PREFIX) return len;
+  if (compression == BLOB_ZSTD) {
+    size_t n = zstd_body(data, len, body, len - 1); /* only worth keeping if smaller than the data */
+    *compressed = n > 0;
+    return n > 0 ? n : len;
+  }
   int room = (int)(len - LENGTH_PREFIX - 1); /* only worth keeping if smaller than the data */
   int n = LZ4_compress_default((const char *)data, (char *)body + LENGTH_PREFIX, (int)len, room);
   if (n <= 0) return len;
@@ -34,11 +53,11 @@ static size_t compress_body(const uint8_t *data, size_t len, int try_compress, u
   return LENGTH_PREFIX + (size_t)n;
 }
 
-const char *blob_seal(const blob_keys *k, const uint8_t *data, size_t len, int try_compress,
+const char *blob_seal(const blob_keys *k, const uint8_t *data, size_t len, int compression,
                       uint8_t *out, size_t *out_len, int *compressed) {
   if (len > (size_t)LZ4_MAX_INPUT_SIZE) return "is larger than any blob Strata writes";
   if (!k->encrypted) {
-    size_t body = compress_body(data, len, try_compress, out, compressed);
+    size_t body = compress_body(data, len, compression, out, compressed);
     if (!*compressed) memcpy(out, data, len);
     uint8_t digest[32];
     if (!EVP_Digest(out, body, digest, NULL, EVP_sha256(), NULL)) return "cannot be sealed (SHA-256 failed)";
@@ -48,7 +67,7 @@ const char *blob_seal(const blob_keys *k, const uint8_t *data, size_t len, int t
   }
   if (RAND_bytes(out, BLOB_NONCE_BYTES) != 1) return "cannot be sealed (no random nonce)";
   uint8_t *body = out + BLOB_NONCE_BYTES;
-  size_t body_len = compress_body(data, len, try_compress, body, compressed);
+  size_t body_len = compress_body(data, len, compression, body, compressed);
   const uint8_t *plain = *compressed ? body : data; /* encrypted in place, or straight from the data */
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   if (!ctx) return "cannot be sealed (out of memory)";

@@ -314,7 +314,7 @@ typedef struct {
   double before[STAT_FIELDS], after[STAT_FIELDS];
   /* readSmall with sealing keys: the content's blob id, sealed (kept alive by sealing_ref) */
   napi_ref sealing_ref;
-  const blob_keys *keys; size_t min_compress;
+  const blob_keys *keys; size_t min_compress; int compression;
   uint8_t id[BLOB_ID_BYTES];
   uint8_t *sealed; size_t sealed_len; int compressed; const char *seal_problem;
 } Job;
@@ -413,7 +413,7 @@ static void seal_read(Job *job) {
   }
   job->sealed = malloc(blob_seal_bound(job->keys, job->data_len));
   if (!job->sealed) { job->seal_problem = "cannot be sealed (out of memory)"; return; }
-  job->seal_problem = blob_seal(job->keys, data, job->data_len, job->data_len >= job->min_compress, job->sealed, &job->sealed_len, &job->compressed);
+  job->seal_problem = blob_seal(job->keys, data, job->data_len, job->data_len >= job->min_compress ? job->compression : BLOB_STORE, job->sealed, &job->sealed_len, &job->compressed);
 }
 
 static void read_execute(napi_env env, void *data) {
@@ -497,7 +497,7 @@ static napi_value start_job(napi_env env, napi_callback_info info, const char *n
   /* readSmall(path, buffer, sealing | null, callback): the sealing keys make it hash and seal what it read. */
   size_t callback_at = with_buffer ? (argc > 3 ? 3 : 2) : 1;
   if (callback_at == 3) {
-    job->keys = blob_napi_sealing(env, argv[2], &job->min_compress);
+    job->keys = blob_napi_sealing(env, argv[2], &job->min_compress, &job->compression);
     if (job->keys) napi_create_reference(env, argv[2], 1, &job->sealing_ref);
   }
   napi_create_reference(env, argv[callback_at], 1, &job->callback);

@@ -33,9 +33,9 @@ export interface Native {
   readSmall(path: PathLike, into: Buffer, sealing: SealingKeys | null, callback: (err: Error | undefined, bytesRead: number,
     before: Float64Array, after: Float64Array, id?: Buffer, sealed?: Buffer, compressed?: boolean) => void): void;
   /** sealBlob on the JS thread, for small blobs (a hand-off to the pool costs more than sealing them). */
-  sealBlobSync(data: Uint8Array, encryption: Buffer | null, tryCompress: boolean): [sealed: Buffer, compressed: boolean];
+  sealBlobSync(data: Uint8Array, encryption: Buffer | null, compression: number): [sealed: Buffer, compressed: boolean];
   /** A handle on the keys (and the size from which to compress) for jobs that hash and seal what they read. */
-  sealingKeys(encryption: Buffer | null, idKey: Buffer, minCompress: number): SealingKeys;
+  sealingKeys(encryption: Buffer | null, idKey: Buffer, minCompress: number, compression: number): SealingKeys;
   /** Creates `path` (which must not exist; never through a symlink) with `data`, mode 0600, in one thread-pool job. */
   writeNew(path: PathLike, data: Buffer, callback: (err: Error | undefined) => void): void;
   /** Authenticates and opens a sealed record (encryption key null: an unencrypted repository); throws code DAMAGED. */
@@ -45,8 +45,8 @@ export interface Native {
   /** openBlob in a thread-pool job (for large blobs: the JS thread is free meanwhile); `sealed` must stay unchanged until the callback. */
   openBlobAsync(sealed: Uint8Array, encryption: Buffer | null, idKey: Buffer, compressed: boolean, rawLength: number, id: Buffer,
     callback: (err: Error | undefined, raw: Buffer) => void): void;
-  /** LZ4 when it shrinks the data, then sealed as openBlob opens it, in a thread-pool job; `data` must stay unchanged until the callback. */
-  sealBlob(data: Uint8Array, encryption: Buffer | null, tryCompress: boolean, callback: (err: Error | undefined, sealed: Buffer, compressed: boolean) => void): void;
+  /** Compressed (compression: 0 none, 1 LZ4, 2 zstd) when that shrinks the data, then sealed as openBlob opens it, in a thread-pool job; `data` must stay unchanged until the callback. */
+  sealBlob(data: Uint8Array, encryption: Buffer | null, compression: number, callback: (err: Error | undefined, sealed: Buffer, compressed: boolean) => void): void;
 }
 
 /** Fields per entry in scanDir/readSmall stat arrays. */

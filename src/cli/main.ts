@@ -15,6 +15,7 @@ import { check } from '../sync/check.js';
 import { estimateSize } from '../sync/estimate.js';
 import { displayPath } from '../sync/local-fs.js';
 import { restore } from '../sync/restore.js';
+import { COMPRESSIONS, type Compression } from '../store/format/records.js';
 import { rootEntry, type Entry } from '../store/format/tree.js';
 import { diffTrees, fileChunks, resolvePath, walkTree } from '../sync/tree-walk.js';
 import { mountView, type Mounted } from '../fs/mount.js';
@@ -71,15 +72,17 @@ async function resolveTarget(repo: Repository, spec: string, out: Output) {
 program.command('init')
   .description('create a repository')
   .option('--insecure-no-encryption', 'store data unencrypted (integrity is still checked); no password')
+  .addOption(new Option('--compression <kind>', 'how chunks are compressed, for good: lz4 (fast) or zstd (smaller, more CPU)').choices([...COMPRESSIONS]).default('lz4'))
   .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
     const opts = globals(cmd);
     const encrypted = !cmdOpts.insecureNoEncryption;
     const pw = encrypted ? await password(opts, true) : undefined;
     if (encrypted && !pw) throw errors.usage('give a password: STRATA_PASSWORD, STRATA_PASSWORD_FILE or --password-file');
     const backend = backendFor(opts);
-    const config = await Repository.init(backend, { password: pw, encrypted });
-    out.result({ id: config.id, location: backend.location, encrypted }, () =>
-      `created ${encrypted ? 'an encrypted' : 'an UNENCRYPTED'} repository ${config.id.slice(0, 8)} at ${backend.location}`);
+    const compression = cmdOpts.compression as Compression;
+    const config = await Repository.init(backend, { password: pw, encrypted, compression });
+    out.result({ id: config.id, location: backend.location, encrypted, compression }, () =>
+      `created ${encrypted ? 'an encrypted' : 'an UNENCRYPTED'} repository ${config.id.slice(0, 8)} at ${backend.location}${compression === 'lz4' ? '' : ` (${compression})`}`);
   }));
 
 program.command('backup')

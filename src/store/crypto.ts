@@ -105,25 +105,29 @@ function checksum(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest().subarray(0, CHECKSUM_BYTES);
 }
 
+/** How native/blob_seal.h numbers the ways to compress a blob's body. */
+export const COMPRESSION_CODES = { none: 0, lz4: 1, zstd: 2 } as const;
+export type CompressionCode = (typeof COMPRESSION_CODES)[keyof typeof COMPRESSION_CODES];
+
 /** Blobs from this size are sealed in a thread-pool job; smaller ones (most trees) cost less than the hand-off (~30 µs here). */
 const SEAL_IN_POOL_BYTES = 16 * 1024;
 
 /**
- * A blob compressed with LZ4 when that shrinks it, then sealed as `sealer` seals (one
+ * A blob compressed (LZ4 or zstd) when that shrinks it, then sealed as `sealer` seals (one
  * piece, the same format) in C (native/blob_seal.c): in a thread-pool job, so that
  * neither the compression nor the encryption holds up the JS thread, unless the blob
  * is small. `data` must stay unchanged until the promise settles.
  */
-export function sealBlob(sealer: Sealer, data: Uint8Array, tryCompress: boolean): Promise<{ sealed: Buffer; compressed: boolean }> {
+export function sealBlob(sealer: Sealer, data: Uint8Array, compression: CompressionCode): Promise<{ sealed: Buffer; compressed: boolean }> {
   if (data.length < SEAL_IN_POOL_BYTES) {
     try {
-      const [sealed, compressed] = native.sealBlobSync(data, sealer.key, tryCompress);
+      const [sealed, compressed] = native.sealBlobSync(data, sealer.key, compression);
       return Promise.resolve({ sealed, compressed });
     } catch (e) {
       return Promise.reject(errors.backend(`a blob ${(e as Error).message}`, { cause: e }));
     }
   }
-  return new Promise((resolve, reject) => native.sealBlob(data, sealer.key, tryCompress, (err, sealed, compressed) => {
+  return new Promise((resolve, reject) => native.sealBlob(data, sealer.key, compression, (err, sealed, compressed) => {
     if (err) reject(errors.backend(`a blob ${err.message}`, { cause: err }));
     else resolve({ sealed, compressed });
   }));

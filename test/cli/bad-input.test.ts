@@ -35,6 +35,9 @@ t.test('wrong password, not a repository, second init, missing password', async 
   t.equal(noPw.code, 12);
   t.match(noPw.stderr, /give its password/);
   t.equal(strata(['snapshots'], { ...env, STRATA_REPOSITORY: undefined }).code, 1, 'no repository given is a usage error');
+  const badCompression = strata(['init', '--compression', 'xz'], { ...env, STRATA_REPOSITORY: path.join(dir, 'other') });
+  t.equal(badCompression.code, 1, 'an unknown compression is a usage error');
+  t.match(badCompression.stderr, /lz4, zstd/, 'that names the choices');
 });
 
 t.test('an unreadable source file is named, the rest is saved, exit code 3', async (t) => {

@@ -148,6 +148,20 @@ t.test('the mount is read-only everywhere', { skip }, async (t) => {
   t.equal(await fs.readFile(file, 'utf8'), 'x', 'reading still works');
 });
 
+t.test('a repository compressed with zstd reads back through the mount (the C data path)', { skip }, async (t) => {
+  const { env, source } = setup(t);
+  await fs.mkdir(source);
+  const rnd = new Random(8);
+  const files = { 'small.txt': rnd.text(20_000), 'large.log': rnd.text(6_000_000) };
+  for (const [name, c] of Object.entries(files)) await fs.writeFile(path.join(source, name), c);
+  t.equal(strata(['init', '--compression', 'zstd'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  const { mountpoint } = await mountRepository(t, env);
+  for (const [name, c] of Object.entries(files)) {
+    t.ok((await fs.readFile(path.join(mountpoint, 'snapshots', 'latest', source, name))).equals(c), `${name} reads back`);
+  }
+});
+
 t.test('16 readers at random offsets get the right bytes; a live mount sees a later backup at once', { skip }, async (t) => {
   const { env, source } = setup(t);
   await fs.mkdir(source);

@@ -45,9 +45,9 @@ t.test('blobs round-trip, deduplicate, and survive a reopen', async (t) => {
   t.ok(again.hasBlob(blobs[3].id));
 });
 
-for (const encrypted of [true, false]) {
-  t.test(`${encrypted ? 'encrypted' : 'unencrypted'}: text is stored compressed, random data as is, both read back`, async (t) => {
-    const { repo } = await newRepository(t, undefined, { encrypted });
+for (const [encrypted, compression] of [[true, 'lz4'], [false, 'lz4'], [true, 'zstd'], [false, 'zstd']] as const) {
+  t.test(`${encrypted ? 'encrypted' : 'unencrypted'}, ${compression}: text is stored compressed, random data as is, both read back`, async (t) => {
+    const { repo, reopen } = await newRepository(t, undefined, { encrypted, compression });
     const rnd = new Random(2);
     const text = rnd.text(1_000_000);
     const random = rnd.bytes(1_000_000);
@@ -60,8 +60,24 @@ for (const encrypted of [true, false]) {
     t.same([where(random).compressed, where(random).length], [false, 1_000_000 + overhead], 'random data: raw, plus the seal');
     t.same([where(tiny).compressed, where(tiny).length], [false, 100 + overhead]);
     for (const data of [text, random, tiny]) t.ok((await repo.loadBlob('data', repo.blobId(data))).equals(data));
+    const again = await reopen();
+    t.teardown(() => again.close());
+    t.equal(again.config.compression ?? 'lz4', compression, 'the choice is the repository\'s, kept in its config');
+    t.ok((await again.loadBlob('data', again.blobId(text))).equals(text), 'and read back after reopening');
   });
 }
+
+t.test('zstd stores text smaller than LZ4 does', async (t) => {
+  const text = new Random(3).text(2_000_000);
+  const sizes: number[] = [];
+  for (const compression of ['lz4', 'zstd'] as const) {
+    const { repo } = await newRepository(t, undefined, { compression });
+    await repo.storeBlob('data', repo.blobId(text), text);
+    await repo.flush();
+    sizes.push(repo.directReads()!.locate(repo.blobId(text))!.length);
+  }
+  t.ok(sizes[1] < sizes[0], `zstd ${sizes[1]} bytes against LZ4 ${sizes[0]}`);
+});
 
 t.test('blobs stored all at once still fill whole packs (no tiny ones from callers that waited for a save)', async (t) => {
   const packSize = 256 * 1024;

@@ -25,7 +25,12 @@ export interface RepoConfig {
   /** Target size of a pack in bytes. */
   packSize: number;
   created: string;
+  /** How blobs are compressed (where it shrinks them); absent in repositories made before the choice existed: LZ4. */
+  compression?: Compression;
 }
+
+export type Compression = 'lz4' | 'zstd';
+export const COMPRESSIONS: readonly Compression[] = ['lz4', 'zstd'];
 
 export function encodeConfig(c: RepoConfig): Buffer {
   return encode({ v: VERSION, ...c });
@@ -48,7 +53,14 @@ export function decodeConfig(data: Uint8Array): RepoConfig {
     },
     packSize: f.int('packSize'),
     created: f.string('created'),
+    ...(f.has('compression') ? { compression: compressionOf(f) } : {}),
   };
+}
+
+function compressionOf(f: Fields): Compression {
+  const c = f.string('compression') as Compression;
+  if (!COMPRESSIONS.includes(c)) f.fail('compression', `one of ${COMPRESSIONS.join(', ')}`);
+  return c;
 }
 
 export interface KeyFile {

@@ -294,6 +294,9 @@ typedef struct sealing {
   int compression;
 } sealing;
 
+/* Marks the externals sealingKeys makes, so that no other external is ever read as keys. */
+static const napi_type_tag SEALING_TAG = { 0x5374726174615365ull, 0x616c696e674b6579ull };
+
 static void free_sealing(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -311,7 +314,12 @@ static napi_value sealing_keys(napi_env env, napi_callback_info info) {
   NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sealing *s = calloc(1, sizeof *s);
   if (!s) return damaged(env, "out of memory");
-  if (argc < 4 || !keys_arg(env, argv[0], &s->keys) || !buffer_arg(env, argv[1], &id_key, &key_len, BLOB_KEY_BYTES)) {
+  if (argc < 4) {
+    free(s);
+    napi_throw_type_error(env, NULL, "sealingKeys(encryptionKey, idKey, minCompress, compression)");
+    return NULL;
+  }
+  if (!keys_arg(env, argv[0], &s->keys) || !buffer_arg(env, argv[1], &id_key, &key_len, BLOB_KEY_BYTES)) {
     free(s);
     return NULL;
   }
@@ -324,13 +332,17 @@ static napi_value sealing_keys(napi_env env, napi_callback_info info) {
     free(s);
     return NULL;
   }
+  napi_type_tag_object(env, out, &SEALING_TAG);
   return out;
 }
 
 const blob_keys *blob_napi_sealing(napi_env env, napi_value value, size_t *min_compress, int *compression) {
   napi_valuetype type;
   void *data = NULL;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external || napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  bool tagged = false;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return NULL;
+  if (napi_check_object_type_tag(env, value, &SEALING_TAG, &tagged) != napi_ok || !tagged) return NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
   *min_compress = ((sealing *)data)->min_compress;
   *compression = ((sealing *)data)->compression;
   return &((sealing *)data)->keys;

@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include "per_thread.h"
+
 /*
  * Below MAPPED_BYTES, malloc's arenas serve well. Above it, each buffer is a mapping of its
  * own, its size rounded up to a power of two (pages never written are never resident), so
@@ -95,6 +97,11 @@ const char *blob_open_record(const blob_keys *k, const uint8_t *sealed, size_t l
   return ok ? NULL : "failed authentication: it is damaged or was altered";
 }
 
+/* zstd's decompression context, one per thread. */
+static void *make_dctx(void) { return ZSTD_createDCtx(); }
+static void free_dctx(void *ctx) { ZSTD_freeDCtx(ctx); }
+static per_thread dctx = PER_THREAD(make_dctx, free_dctx);
+
 /*
  * A zstd frame starts with its magic number; an LZ4 body starts with the raw length, which
  * cannot be that large (0xFD2FB528 bytes is beyond any blob), so the two never mix up.
@@ -111,8 +118,7 @@ const char *blob_open(const blob_keys *k, const uint8_t *sealed, size_t len, int
   if (!body) return "cannot be opened (out of memory)";
   const char *problem = blob_open_record(k, sealed, len, body);
   if (!problem && compressed && is_zstd(body, plain)) {
-    static _Thread_local ZSTD_DCtx *ctx;
-    if (!ctx) ctx = ZSTD_createDCtx();
+    ZSTD_DCtx *ctx = per_thread_get(&dctx);
     size_t n = ctx ? ZSTD_decompressDCtx(ctx, out, raw_length, body, plain) : 0;
     if (!ctx || ZSTD_isError(n) || n != raw_length) problem = "does not decompress";
   } else if (!problem && compressed) {

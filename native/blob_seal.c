@@ -7,6 +7,8 @@
 
 #include <lz4.h>
 #include <zstd.h>
+
+#include "per_thread.h"
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
@@ -23,10 +25,15 @@ size_t blob_seal_bound(const blob_keys *k, size_t len) {
   return body + (k->encrypted ? BLOB_NONCE_BYTES + BLOB_TAG_BYTES : BLOB_CHECKSUM_BYTES);
 }
 
-/* A zstd frame, which carries its own size; ZSTD_compress2's context is kept per thread (making one costs more than small blobs). */
+/* ZSTD_compress2's context, one per thread: making one costs more than sealing a small blob. */
+static void *make_cctx(void) { return ZSTD_createCCtx(); }
+static void free_cctx(void *ctx) { ZSTD_freeCCtx(ctx); }
+static per_thread cctx = PER_THREAD(make_cctx, free_cctx);
+
+/* A zstd frame, which carries its own size. */
 static size_t zstd_body(const uint8_t *data, size_t len, uint8_t *body, size_t room) {
-  static _Thread_local ZSTD_CCtx *ctx;
-  if (!ctx && !(ctx = ZSTD_createCCtx())) return 0;
+  ZSTD_CCtx *ctx = per_thread_get(&cctx);
+  if (!ctx) return 0;
   ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
   size_t n = ZSTD_compress2(ctx, body, room, data, len);
   return ZSTD_isError(n) ? 0 : n;

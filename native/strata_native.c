@@ -312,9 +312,8 @@ typedef struct {
   size_t max_bytes; /* readSmall: room in the buffer; writeNew: bytes to write */
   char *data; size_t data_len;
   double before[STAT_FIELDS], after[STAT_FIELDS];
-  /* readSmall with sealing keys: the content's blob id, sealed (kept alive by sealing_ref) */
-  napi_ref sealing_ref;
-  const blob_keys *keys; size_t min_compress; int compression;
+  /* readSmall with sealing keys (a copy: the handle may be collected while the job runs): the content's blob id, sealed */
+  int sealing; blob_keys keys; size_t min_compress; int compression;
   uint8_t id[BLOB_ID_BYTES];
   uint8_t *sealed; size_t sealed_len; int compressed; const char *seal_problem;
 } Job;
@@ -322,9 +321,9 @@ typedef struct {
 static void job_free(napi_env env, Job *job) {
   if (job->callback) napi_delete_reference(env, job->callback);
   if (job->buffer_ref) { napi_delete_reference(env, job->buffer_ref); job->data = NULL; }
-  if (job->sealing_ref) napi_delete_reference(env, job->sealing_ref);
   free(job->sealed);
   if (job->work) napi_delete_async_work(env, job->work);
+  memset(&job->keys, 0, sizeof job->keys);
   free(job->path); free(job->names); free(job->stats); free(job->data); free(job);
 }
 
@@ -407,13 +406,16 @@ static void free_sealed(napi_env env, void *data, void *hint) {
 static void seal_read(Job *job) {
   unsigned int id_len = 0;
   const uint8_t *data = (const uint8_t *)job->data;
-  if (!HMAC(EVP_sha256(), job->keys->id, BLOB_KEY_BYTES, data, job->data_len, job->id, &id_len)) {
+  if (!HMAC(EVP_sha256(), job->keys.id, BLOB_KEY_BYTES, data, job->data_len, job->id, &id_len)) {
     job->seal_problem = "cannot be hashed (HMAC failed)";
     return;
   }
-  job->sealed = malloc(blob_seal_bound(job->keys, job->data_len));
+  job->sealed = malloc(blob_seal_bound(&job->keys, job->data_len));
   if (!job->sealed) { job->seal_problem = "cannot be sealed (out of memory)"; return; }
-  job->seal_problem = blob_seal(job->keys, data, job->data_len, job->data_len >= job->min_compress ? job->compression : BLOB_STORE, job->sealed, &job->sealed_len, &job->compressed);
+  job->seal_problem = blob_seal(&job->keys, data, job->data_len, job->data_len >= job->min_compress ? job->compression : BLOB_STORE, job->sealed, &job->sealed_len, &job->compressed);
+  /* Only what it holds: the pack keeps it until it is saved (a 1 MiB file may seal to a few KiB). */
+  uint8_t *fitted = job->seal_problem ? NULL : realloc(job->sealed, job->sealed_len ? job->sealed_len : 1);
+  if (fitted) job->sealed = fitted;
 }
 
 static void read_execute(napi_env env, void *data) {
@@ -438,7 +440,7 @@ static void read_execute(napi_env env, void *data) {
   put_stat(job->after, &st, 0);
   close(fd);
   /* Read whole (it did not outgrow the buffer): its id and sealed blob in the same job, one hand-off per file. */
-  if (job->keys && job->data_len < job->max_bytes) seal_read(job);
+  if (job->sealing && job->data_len < job->max_bytes) seal_read(job);
 }
 
 static napi_value float64s(napi_env env, const double *values) {
@@ -466,8 +468,10 @@ static void read_complete(napi_env env, napi_status status, void *data) {
       void *copy;
       napi_value more[3];
       napi_create_buffer_copy(env, BLOB_ID_BYTES, job->id, &copy, &more[0]);
-      if (napi_create_external_buffer(env, job->sealed_len, job->sealed, free_sealed, NULL, &more[1]) == napi_ok) job->sealed = NULL; /* JS owns it */
-      else napi_create_buffer_copy(env, job->sealed_len, job->sealed, &copy, &more[1]);
+      napi_status made = napi_create_external_buffer(env, job->sealed_len, job->sealed, free_sealed, NULL, &more[1]);
+      if (made == napi_ok) job->sealed = NULL; /* JS owns it */
+      else made = napi_create_buffer_copy(env, job->sealed_len, job->sealed, &copy, &more[1]);
+      if (made != napi_ok) napi_get_undefined(env, &more[1]); /* JS then seals it itself */
       napi_get_boolean(env, job->compressed, &more[2]);
       napi_value all[7] = { args[0], args[1], args[2], args[3], more[0], more[1], more[2] };
       napi_call_function(env, global, cb, 7, all, NULL);
@@ -497,8 +501,8 @@ static napi_value start_job(napi_env env, napi_callback_info info, const char *n
   /* readSmall(path, buffer, sealing | null, callback): the sealing keys make it hash and seal what it read. */
   size_t callback_at = with_buffer ? (argc > 3 ? 3 : 2) : 1;
   if (callback_at == 3) {
-    job->keys = blob_napi_sealing(env, argv[2], &job->min_compress, &job->compression);
-    if (job->keys) napi_create_reference(env, argv[2], 1, &job->sealing_ref);
+    const blob_keys *keys = blob_napi_sealing(env, argv[2], &job->min_compress, &job->compression);
+    if (keys) { job->keys = *keys; job->sealing = 1; }
   }
   napi_create_reference(env, argv[callback_at], 1, &job->callback);
   napi_value resource_name;

@@ -316,7 +316,7 @@ class Walker {
     if (!scanned) return this.saveTree(tree);
     const add = (entry: Entry | undefined): void => { if (entry) tree.add(entry); };
     // Subfolders a few at a time (their own scans are bounded globally), files through the file queues.
-    const subdirs = fastq.promise(async ([child, name, st]: Child) => add(await this.captureEntry(child, name, st, scanned.previous.get(name), atPath)), SUBDIR_CONCURRENCY);
+    const subdirs = fastq.promise(async ([child, name, st]: Child) => add(await this.captureEntry(child, name, st, this.previousOf(scanned, name, child), atPath)), SUBDIR_CONCURRENCY);
     const jobs = new Pending();
     const { listing } = scanned;
     for (let i = 0; i < listing.count && !jobs.failed; i++) {
@@ -333,7 +333,7 @@ class Walker {
         jobs.add(subdirs.push([child, name, st]));
         continue;
       }
-      const previous = scanned.previous.get(name);
+      const previous = this.previousOf(scanned, name, child);
       const queue = isRegularFile(st) && st.size > WHOLE_FILE_LIMIT && !this.unchanged(st, previous) ? this.largeFiles : this.smallFiles;
       await this.fileRoom.take();
       jobs.add(queue.push(async () => add(await this.captureEntry(child, name, st, previous, atPath))));
@@ -347,6 +347,19 @@ class Walker {
       await job();
     } finally {
       this.fileRoom.release();
+    }
+  }
+
+  /**
+   * The parent snapshot's entry for `name`, decoded as it is asked for: one that cannot be
+   * decoded is reported and treated as absent (the file is read again), never fatal midway.
+   */
+  private previousOf(scanned: Scan, name: Buffer, child: Buffer): Entry | undefined {
+    try {
+      return scanned.previous.get(name);
+    } catch (e) {
+      this.error(displayPath(child), `its entry in the parent snapshot cannot be read (${(e as Error).message}): read again`);
+      return undefined;
     }
   }
 
@@ -496,9 +509,13 @@ class Walker {
         // Meanwhile the disk reads on, into the room after `end`, where no chunk being stored lies.
         const ahead = !eof && window.length - end >= READ_SIZE ? source.read(window, end, READ_SIZE) : undefined;
         ahead?.catch(() => {}); // awaited below, once the stores have settled
-        // All settle before the window is moved or given back: no job may still be reading it.
+        // All settle before the window is moved or given back: no job may still be reading it,
+        // nor the read ahead still writing into it.
         for (const result of await Promise.allSettled(stored)) {
-          if (result.status === 'rejected') throw result.reason;
+          if (result.status === 'rejected') {
+            await ahead?.catch(() => 0);
+            throw result.reason;
+          }
           chunks.push(result.value);
         }
         if (eof) return chunks; // nothing left

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { BlobHasher } from '../../src/store/crypto.js';
 import { decode, encode } from '../../src/store/format/codec.js';
-import { decodeSnapshot, decodeTrailer, encodeTrailer } from '../../src/store/format/records.js';
+import { decodeConfig, decodeSnapshot, decodeTrailer, encodeConfig, encodeTrailer } from '../../src/store/format/records.js';
 import { decodeTree, encodeTree, nameProblem, TreeIndex, type Entry } from '../../src/store/format/tree.js';
 
 const file = (name: string | Buffer, extra: Partial<Entry> = {}): Entry => ({
@@ -41,6 +41,15 @@ t.test('trees round-trip, sorted by name bytes', async (t) => {
   t.same(decoded[2].xattrs, [['user.DOSATTRIB', Buffer.from('0x20')]]);
 });
 
+t.test('a zstd repository\'s config is version 2, which a Strata that cannot read zstd refuses with "upgrade"', async (t) => {
+  const base = { id: 'x', encrypted: true, chunker: { seed: Buffer.alloc(32), minSize: 1, normSize: 2, maxSize: 3, maskS: 1, maskL: 1 }, packSize: 8, created: '2026-12-02T00:00:00Z' };
+  t.equal((decode(encodeConfig(base), 'c') as { v: number }).v, 1, 'LZ4 stays version 1');
+  const zstd = encodeConfig({ ...base, compression: 'zstd' });
+  t.equal((decode(zstd, 'c') as { v: number }).v, 2);
+  t.equal(decodeConfig(zstd).compression, 'zstd');
+  t.throws(() => decodeConfig(encode({ ...(decode(zstd, 'c') as object), v: 3 })), { code: 'CORRUPT', message: /upgrade Strata/ });
+});
+
 t.test('a tree looked up by name gives what decoding it whole gives, and refuses what decoding refuses', async (t) => {
   const data = encodeTree(sample());
   const index = TreeIndex.decode(data, 'tree T');
@@ -53,6 +62,8 @@ t.test('a tree looked up by name gives what decoding it whole gives, and refuses
   t.throws(() => TreeIndex.decode(unsorted, 'tree U'), { code: 'CORRUPT' }, 'entries out of order');
   t.throws(() => TreeIndex.decode(data.subarray(0, data.length - 3), 'tree S'), { code: 'CORRUPT' }, 'a record cut short');
   t.throws(() => TreeIndex.decode(Buffer.concat([data, Buffer.from([0])]), 'tree L'), { code: 'CORRUPT' }, 'bytes after the entries');
+  const huge = Buffer.concat([encode({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff])]);
+  t.throws(() => TreeIndex.decode(huge, 'tree H'), { code: 'CORRUPT' }, 'a count of 4 billion entries in a few bytes');
 });
 
 t.test('names that could escape a restore target are refused on decode', async (t) => {

@@ -5,6 +5,7 @@ import { LocalBackend } from '../../src/store/backend/local.js';
 import { MemoryBackend } from '../../src/store/backend/memory.js';
 import { packObjectName } from '../../src/store/pack.js';
 import { Repository } from '../../src/store/repository.js';
+import { readSmallFile } from '../../src/sync/local-fs.js';
 import { Random } from '../kit/random.js';
 import { CHEAP_KDF, newRepository, PASSWORD } from '../kit/repo.js';
 import { tempDir } from '../kit/tmp.js';
@@ -64,6 +65,25 @@ for (const [encrypted, compression] of [[true, 'lz4'], [false, 'lz4'], [true, 'z
     t.teardown(() => again.close());
     t.equal(again.config.compression ?? 'lz4', compression, 'the choice is the repository\'s, kept in its config');
     t.ok((await again.loadBlob('data', again.blobId(text))).equals(text), 'and read back after reopening');
+  });
+}
+
+for (const compression of ['lz4', 'zstd'] as const) {
+  t.test(`${compression}: a small file is read, hashed and sealed in one job, and stores as storeBlob would`, async (t) => {
+    const { repo, dir } = await newRepository(t, undefined, { compression });
+    const rnd = new Random(12);
+    const buffer = Buffer.alloc(1024 * 1024 + 1);
+    for (const [name, data, compressible] of [['text', rnd.text(20_000), true], ['random', rnd.bytes(20_000), false]] as const) {
+      const file = path.join(dir, name);
+      await fs.writeFile(file, data);
+      const read = await readSmallFile(Buffer.from(file), buffer, repo.sealing);
+      t.ok(read.blob, `${name}: sealed by the job that read it`);
+      t.ok(read.blob!.id.equals(repo.blobId(data)), `${name}: its id is the repository's id of the content`);
+      t.equal(read.blob!.compressed, compressible, `${name}: compressed only if that shrinks it`);
+      t.ok(await repo.storeSealed('data', read.blob!.id, read.blob!.sealed, data.length, read.blob!.compressed) > 0);
+    }
+    await repo.flush();
+    t.ok((await repo.loadBlob('data', repo.blobId(await fs.readFile(path.join(dir, 'text'))))).equals(await fs.readFile(path.join(dir, 'text'))), 'and reads back');
   });
 }
 

@@ -35,6 +35,18 @@ t.test('backup then restore reproduces the tree exactly (rsync -aHAX --checksum 
   t.equal(ns.mtimeNs, 1700000000123456789n, 'mtime keeps its nanoseconds');
 });
 
+t.test('in a repository compressed with zstd, the tree restores exactly too', async (t) => {
+  const dir = tempDir(t);
+  const source = path.join(dir, 'share');
+  await fs.mkdir(source);
+  await writeTree(source, nasTree(13));
+  const { repo } = await newRepository(t, undefined, { compression: 'zstd' });
+  const snap = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const target = path.join(dir, 'restored');
+  await restore(repo, await resolvePath(repo, snap.snapshot.tree, source), target);
+  t.equal(rsyncDifferences(source, target), '', 'rsync finds no difference');
+});
+
 t.test('an incremental backup reads only what changed and restores each version', async (t) => {
   const dir = tempDir(t);
   const source = path.join(dir, 'share');

@@ -32,13 +32,19 @@ export interface RepoConfig {
 export type Compression = 'lz4' | 'zstd';
 export const COMPRESSIONS: readonly Compression[] = ['lz4', 'zstd'];
 
+/**
+ * Version 2 marks a config whose repository an older Strata must not read: one compressed
+ * with zstd, which it would take for damage. LZ4 repositories stay version 1.
+ */
+const ZSTD_CONFIG_VERSION = 2;
+
 export function encodeConfig(c: RepoConfig): Buffer {
-  return encode({ v: VERSION, ...c });
+  return encode({ v: c.compression === 'zstd' ? ZSTD_CONFIG_VERSION : VERSION, ...c });
 }
 
 export function decodeConfig(data: Uint8Array): RepoConfig {
   const f = Fields.of(decode(data, 'config'), 'config');
-  f.version(VERSION);
+  f.version(ZSTD_CONFIG_VERSION);
   const ch = f.record_('chunker');
   return {
     id: f.string('id'),

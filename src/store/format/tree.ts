@@ -229,6 +229,7 @@ export class TreeIndex {
       layout = entriesLayout(bytes)!;
     }
     const n = layout.count;
+    if (n > bytes.length - layout.first) throw errors.corrupt(`${what}: it says it holds more entries than it has bytes`);
     const starts = new Uint32Array(n + 1);
     const byName = new Map<string, number>();
     let pos = layout.first;

@@ -4,11 +4,15 @@
  * walk → compare each file with the parent snapshot's entry (size, mtime,
  * ctime, inode): unchanged files reuse their chunk ids without being read →
  * changed files are read, cut by the native chunker, hashed, and stored through
- * the BlobWriter (compress + seal + pack) → each directory becomes a tree, an
- * unchanged directory yields the same tree id and costs nothing → after a
- * flush makes every pack durable, the snapshot record is saved.
+ * the BlobWriter (compress + seal + pack; a small file is read, hashed and
+ * sealed in one native job) → each directory becomes a tree, an unchanged
+ * directory yields the same tree id and costs nothing → after a flush makes
+ * every pack durable, the snapshot record is saved. A folder is compared with
+ * the parent's folder at the same path if it is the same folder, else with the
+ * tree it had when last captured (FolderMemory): renames and moves read nothing.
  *
- * Files are read a few at a time (bounded fastq queues), large ones through a
+ * Files are read a few at a time (bounded fastq queues; a Room bounds what the
+ * walk has handed over, at a constant cost per file), large ones through a
  * reused window, so memory does not grow with the size of the share.
  */
 import { constants, promises as fs } from 'node:fs';

@@ -119,16 +119,19 @@ static void set_error(napi_env env, const char *code, const char *problem, napi_
  * without a copy, freed when collected; copied where external buffers are not allowed), or an
  * Error (code `code`) and undefined.
  */
+napi_status blob_napi_buffer(napi_env env, uint8_t **bytes, size_t len, napi_value *out) {
+  if (napi_create_external_buffer(env, len, *bytes, free_malloced, NULL, out) == napi_ok) {
+    *bytes = NULL; /* the Buffer owns it now */
+    return napi_ok;
+  }
+  return napi_create_buffer_copy(env, len, *bytes, NULL, out);
+}
+
 static void job_result(napi_env env, napi_status status, pool_job *job, const char *code, const char *failed, napi_value *args) {
   napi_get_undefined(env, &args[0]);
   napi_get_undefined(env, &args[1]);
-  if (status != napi_ok || job->problem) {
-    set_error(env, code, job->problem ? job->problem : failed, &args[0]);
-  } else if (napi_create_external_buffer(env, job->out_len, job->out, free_malloced, NULL, &args[1]) == napi_ok) {
-    return; /* the Buffer owns it now */
-  } else if (napi_create_buffer_copy(env, job->out_len, job->out, NULL, &args[1]) != napi_ok) {
-    set_error(env, NULL, "out of memory", &args[0]);
-  }
+  if (status != napi_ok || job->problem) set_error(env, code, job->problem ? job->problem : failed, &args[0]);
+  else if (blob_napi_buffer(env, &job->out, job->out_len, &args[1]) != napi_ok) set_error(env, NULL, "out of memory", &args[0]);
   free(job->out);
 }
 
@@ -167,14 +170,7 @@ static void seal_execute(napi_env env, void *arg) {
   (void)env;
   seal_job *job = arg;
   pool_job *base = &job->base;
-  base->out = malloc(blob_seal_bound(&job->keys, job->len));
-  if (!base->out) {
-    base->problem = "cannot be sealed (out of memory)";
-    return;
-  }
-  base->problem = blob_seal(&job->keys, job->data, job->len, job->compression, base->out, &base->out_len, &job->compressed);
-  uint8_t *fitted = base->problem ? NULL : realloc(base->out, base->out_len ? base->out_len : 1);
-  if (fitted) base->out = fitted;
+  base->problem = blob_seal_new(&job->keys, job->data, job->len, job->compression, &base->out, &base->out_len, &job->compressed);
 }
 
 static void seal_complete(napi_env env, napi_status status, void *arg) {
@@ -218,8 +214,8 @@ static napi_value seal_blob_sync(napi_env env, napi_callback_info info) {
   NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !buffer_arg(env, argv[0], &data, &len, 0) || !keys_arg(env, argv[1], &keys)) return NULL;
   napi_get_value_int32(env, argv[2], &compression);
-  uint8_t *out = malloc(blob_seal_bound(&keys, len));
-  const char *problem = out ? blob_seal(&keys, data, len, compression, out, &out_len, &was_compressed) : "cannot be sealed (out of memory)";
+  uint8_t *out = NULL;
+  const char *problem = blob_seal_new(&keys, data, len, compression, &out, &out_len, &was_compressed);
   void *copy;
   if (!problem && napi_create_buffer_copy(env, out_len, out, &copy, &sealed) != napi_ok) problem = "cannot be sealed (out of memory)";
   free(out);

@@ -11,6 +11,7 @@
 #include "per_thread.h"
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LENGTH_PREFIX 4
@@ -86,4 +87,15 @@ const char *blob_seal(const blob_keys *k, const uint8_t *data, size_t len, int c
   if (!ok) return "cannot be sealed (AES-GCM failed)";
   *out_len = BLOB_NONCE_BYTES + body_len + BLOB_TAG_BYTES;
   return NULL;
+}
+
+const char *blob_seal_new(const blob_keys *k, const uint8_t *data, size_t len, int compression,
+                          uint8_t **out, size_t *out_len, int *compressed) {
+  *out = malloc(blob_seal_bound(k, len));
+  if (!*out) return "cannot be sealed (out of memory)";
+  const char *problem = blob_seal(k, data, len, compression, *out, out_len, compressed);
+  /* Only what it holds: a pack keeps it until it is saved, and a 1 MiB chunk may seal to a few KiB. */
+  uint8_t *fitted = problem ? NULL : realloc(*out, *out_len ? *out_len : 1);
+  if (fitted) *out = fitted;
+  return problem;
 }

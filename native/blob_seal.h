@@ -29,4 +29,8 @@ size_t blob_seal_bound(const blob_keys *k, size_t len);
 const char *blob_seal(const blob_keys *k, const uint8_t *data, size_t len, int compression,
                       uint8_t *out, size_t *out_len, int *compressed);
 
+/* blob_seal into memory it allocates (malloc'd, fitted to the result; the caller frees *out, also on failure). */
+const char *blob_seal_new(const blob_keys *k, const uint8_t *data, size_t len, int compression,
+                          uint8_t **out, size_t *out_len, int *compressed);
+
 #endif

@@ -397,12 +397,6 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   job_free(env, job);
 }
 
-static void free_sealed(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
 static void seal_read(Job *job) {
   unsigned int id_len = 0;
   const uint8_t *data = (const uint8_t *)job->data;
@@ -410,12 +404,8 @@ static void seal_read(Job *job) {
     job->seal_problem = "cannot be hashed (HMAC failed)";
     return;
   }
-  job->sealed = malloc(blob_seal_bound(&job->keys, job->data_len));
-  if (!job->sealed) { job->seal_problem = "cannot be sealed (out of memory)"; return; }
-  job->seal_problem = blob_seal(&job->keys, data, job->data_len, job->data_len >= job->min_compress ? job->compression : BLOB_STORE, job->sealed, &job->sealed_len, &job->compressed);
-  /* Only what it holds: the pack keeps it until it is saved (a 1 MiB file may seal to a few KiB). */
-  uint8_t *fitted = job->seal_problem ? NULL : realloc(job->sealed, job->sealed_len ? job->sealed_len : 1);
-  if (fitted) job->sealed = fitted;
+  int compression = job->data_len >= job->min_compress ? job->compression : BLOB_STORE;
+  job->seal_problem = blob_seal_new(&job->keys, data, job->data_len, compression, &job->sealed, &job->sealed_len, &job->compressed);
 }
 
 static void read_execute(napi_env env, void *data) {
@@ -468,10 +458,7 @@ static void read_complete(napi_env env, napi_status status, void *data) {
       void *copy;
       napi_value more[3];
       napi_create_buffer_copy(env, BLOB_ID_BYTES, job->id, &copy, &more[0]);
-      napi_status made = napi_create_external_buffer(env, job->sealed_len, job->sealed, free_sealed, NULL, &more[1]);
-      if (made == napi_ok) job->sealed = NULL; /* JS owns it */
-      else made = napi_create_buffer_copy(env, job->sealed_len, job->sealed, &copy, &more[1]);
-      if (made != napi_ok) napi_get_undefined(env, &more[1]); /* JS then seals it itself */
+      if (blob_napi_buffer(env, &job->sealed, job->sealed_len, &more[1]) != napi_ok) napi_get_undefined(env, &more[1]); /* JS then seals it itself */
       napi_get_boolean(env, job->compressed, &more[2]);
       napi_value all[7] = { args[0], args[1], args[2], args[3], more[0], more[1], more[2] };
       napi_call_function(env, global, cb, 7, all, NULL);

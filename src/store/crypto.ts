@@ -124,14 +124,16 @@ export function sealBlob(sealer: Sealer, data: Uint8Array, compression: Compress
       const [sealed, compressed] = native.sealBlobSync(data, sealer.key, compression);
       return Promise.resolve({ sealed, compressed });
     } catch (e) {
-      return Promise.reject(errors.backend(`a blob ${(e as Error).message}`, { cause: e }));
+      return Promise.reject(sealFailed(e));
     }
   }
   return new Promise((resolve, reject) => native.sealBlob(data, sealer.key, compression, (err, sealed, compressed) => {
-    if (err) reject(errors.backend(`a blob ${err.message}`, { cause: err }));
+    if (err) reject(sealFailed(err));
     else resolve({ sealed, compressed });
   }));
 }
+
+const sealFailed = (e: unknown): Error => errors.backend(`a blob ${(e as Error).message}`, { cause: e });
 
 export function sealToBuffer(sealer: Sealer, plaintext: Uint8Array): Buffer {
   return Buffer.concat(sealer.seal(plaintext));

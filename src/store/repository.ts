@@ -199,9 +199,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   async storeBlob(type: BlobType, id: Buffer, data: Uint8Array): Promise<number> {
-    const hex = id.toString('hex');
-    if (this.pending.has(hex) || this.index.has(id)) return 0;
-    this.pending.add(hex);
+    const hex = this.claim(id);
+    if (!hex) return 0;
     let sealed: Buffer;
     let compressed: boolean;
     try {
@@ -214,10 +213,15 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   async storeSealed(type: BlobType, id: Buffer, sealed: Buffer, rawLength: number, compressed: boolean): Promise<number> {
+    return this.claim(id) ? this.addSealed(type, id, sealed, rawLength, compressed) : 0;
+  }
+
+  /** Marks a blob as on its way into a pack; undefined when the repository has it or it is on its way already. */
+  private claim(id: Buffer): string | undefined {
     const hex = id.toString('hex');
-    if (this.pending.has(hex) || this.index.has(id)) return 0;
+    if (this.pending.has(hex) || this.index.has(id)) return undefined;
     this.pending.add(hex);
-    return this.addSealed(type, id, sealed, rawLength, compressed);
+    return hex;
   }
 
   private async addSealed(type: BlobType, id: Buffer, sealed: Buffer, rawLength: number, compressed: boolean): Promise<number> {
@@ -406,7 +410,6 @@ class PackRegions {
     return region;
   }
 }
-
 
 function sealerFor(encrypted: boolean, keys: MasterKeys): Sealer {
   return encrypted ? new AeadSealer(keys.encryption) : new PlainSealer();

@@ -125,8 +125,8 @@ interface Scan { listing: Listing; previous: TreeIndex }
 class Walker {
   private readonly cut: CutFunction;
   private readonly excludes: Minimatch[];
-  private readonly smallFiles = fastq.promise((job: () => Promise<void>) => this.fileJob(job), FILE_CONCURRENCY);
-  private readonly largeFiles = fastq.promise((job: () => Promise<void>) => this.fileJob(job), LARGE_FILE_CONCURRENCY);
+  private readonly smallFiles = fastq.promise((job: () => Promise<void>) => job(), FILE_CONCURRENCY);
+  private readonly largeFiles = fastq.promise((job: () => Promise<void>) => job(), LARGE_FILE_CONCURRENCY);
   /** Backpressure: a place for every file handed to the file queues, so the walk never runs far ahead of reading. */
   private readonly fileRoom = new Room(FILE_BACKLOG);
   private readonly scans = fastq.promise((job: () => Promise<Scan | undefined>) => job(), SCAN_CONCURRENCY);
@@ -340,18 +340,10 @@ class Walker {
       const previous = this.previousOf(scanned, name, child);
       const queue = isRegularFile(st) && st.size > WHOLE_FILE_LIMIT && !this.unchanged(st, previous) ? this.largeFiles : this.smallFiles;
       await this.fileRoom.take();
-      jobs.add(queue.push(async () => add(await this.captureEntry(child, name, st, previous, atPath))));
+      jobs.add(this.fileRoom.hold(queue.push(async () => add(await this.captureEntry(child, name, st, previous, atPath)))));
     }
     await jobs.settled();
     return this.saveTree(tree);
-  }
-
-  private async fileJob(job: () => Promise<void>): Promise<void> {
-    try {
-      await job();
-    } finally {
-      this.fileRoom.release();
-    }
   }
 
   /**
@@ -379,7 +371,7 @@ class Walker {
 
   private unchanged(st: FileStat, previous: Entry | undefined): previous is Entry & { chunks: Buffer[] } {
     if (!previous || previous.type !== 'file' || !previous.chunks || previous.inconsistent) return false;
-    return sameContentStat(st, { ...st, size: previous.size, mtime: previous.mtime, ctime: previous.ctime, ino: previous.inode });
+    return hasContentOf(st, previous);
   }
 
   /** Fills in a file's chunks; false when it could not be read (recorded as an error). */
@@ -398,7 +390,7 @@ class Walker {
     const key = `${entry.device}:${entry.inode}`;
     const earlier = this.hardLinks.get(key);
     const content = earlier && (await earlier.content);
-    if (content && sameContentStat(st, { ...st, size: content.size, mtime: content.mtime, ctime: content.ctime })) {
+    if (content && hasContentOf(st, content)) {
       copyContent(content, entry);
       entry.atime = content.atime;
       if (content.inconsistent) entry.inconsistent = true;
@@ -570,6 +562,10 @@ interface ReadResult {
   /** A sparse file's data ranges. */
   extents?: [number, number][];
 }
+
+/** Whether a file as it is now (its lstat) is the one whose content `recorded` holds: same inode, size, mtime and ctime. */
+const hasContentOf = (st: FileStat, recorded: Entry): boolean =>
+  sameContentStat(st, { ...st, size: recorded.size, mtime: recorded.mtime, ctime: recorded.ctime, ino: recorded.inode });
 
 /** The content of a file read before (unchanged, or another name of a hard link). */
 function copyContent(from: Pick<Entry, 'chunks' | 'sparse' | 'extents'>, to: Entry): void {

@@ -118,7 +118,7 @@ class Restorer {
         await this.fileRoom.take();
         const queue = (entry.chunks?.length ?? 0) > 1 ? this.largeFiles : this.files;
         const written = queue.push(() => this.restoreFile(entry, p)).catch((e) => this.fail(p, e));
-        this.pendingFiles.add(written.finally(() => this.fileRoom.release()));
+        this.pendingFiles.add(this.fileRoom.hold(written));
         return;
       }
       if (entry.type === 'symlink') await fs.symlink(entry.target!, p);

@@ -38,6 +38,11 @@ export class Room {
     }
   }
 
+  /** `work`, done on a place taken: the place is given back when it settles. */
+  hold<T>(work: Promise<T>): Promise<T> {
+    return work.finally(() => this.release());
+  }
+
   /** Waits for its turn without keeping a place: for work that should not start while the room is full. */
   async turn(): Promise<void> {
     await this.take();

@@ -6,6 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { native } from '../../src/native.js';
+import { restore } from '../../src/sync/restore.js';
+import { resolvePath, type Reader } from '../../src/sync/tree-walk.js';
 import { Random } from './random.js';
 
 export type Node =
@@ -20,6 +22,12 @@ export type Node =
 /** What rsync -aHAX --checksum would change to make `to` like `from`: empty when they are alike in every way it sees. */
 export function rsyncDifferences(from: string, to: string): string {
   return execFileSync('rsync', ['-aHAX', '--dry-run', '--itemize-changes', '--checksum', `${from}/`, `${to}/`], { encoding: 'latin1' });
+}
+
+/** Restores what `tree` holds at `source` into `target`; what rsync then finds different from `expected` (empty: alike). */
+export async function restoredDifferences(reader: Reader, tree: Buffer, source: string, target: string, expected = source): Promise<string> {
+  await restore(reader, await resolvePath(reader, tree, source), target);
+  return rsyncDifferences(expected, target);
 }
 
 /** A name in a tree spec: UTF-8, where `\\xNN` stands for one raw byte. */

@@ -9,9 +9,11 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { errors, exitCodes } from '../store/errors.js';
 import { Repository } from '../store/repository.js';
-import { findParent, selectSnapshot } from '../store/select.js';
+import { findParent, matches, selectSnapshot } from '../store/select.js';
 import { capture } from '../sync/capture.js';
+import { prune, type PruneResult } from '../store/prune.js';
 import { check } from '../sync/check.js';
+import { applyPolicy, isEmptyPolicy, type GroupKey, type RetentionGroup, type RetentionPolicy } from '../sync/retention.js';
 import { estimateSize } from '../sync/estimate.js';
 import { displayPath } from '../sync/local-fs.js';
 import { restore } from '../sync/restore.js';
@@ -22,6 +24,7 @@ import { mountView, type Mounted } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
+import { forgetLines, parseCount, parseGrace, parsePercent, pruneLines } from './forget.js';
 import { count, formatBytes, type Output } from './output.js';
 
 const program = new Command('strata')
@@ -128,6 +131,7 @@ program.command('backup')
             chunker: repo.config.chunker, signal,
             onProgress: (p) => progress.update({ files: p.files, bytes: p.bytes, totalBytes, current: p.current }),
             onError: (p, m) => out.warn(`${p}: ${m}`),
+            onWarning: (m) => out.warn(m),
           });
         } finally {
           counting.abort();
@@ -277,6 +281,84 @@ program.command('repair')
   .action(async (_o, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, false, async (repo) => {
     const result = await repo.rebuildIndex((m) => out.warn(m));
     out.result(result, () => `index rebuilt from ${result.packs} packs` + (result.damaged.length ? `; ${result.damaged.length} damaged packs skipped` : ''));
+  })));
+
+/** The options prune takes, on `prune` and on `forget --prune`. */
+const withPruneOptions = (cmd: Command): Command => cmd
+  .option('--max-unused <percent>', 'repack packs with more than this share of unused bytes', '5%')
+  .option('--grace <duration>', 'how long scheduled deletions stand before packs are deleted (readers move off them meanwhile)', '60s')
+  .option('--no-wait', 'schedule deletions and return; the next prune carries them out');
+
+function runPrune(repo: Repository, cmdOpts: Record<string, unknown>, out: Output, signal: AbortSignal): Promise<PruneResult> {
+  return prune(repo, {
+    maxUnused: parsePercent(String(cmdOpts.maxUnused)),
+    graceMs: parseGrace(String(cmdOpts.grace)),
+    wait: cmdOpts.wait !== false,
+    dryRun: !!cmdOpts.dryRun,
+    onProgress: (m) => out.info(m),
+    onWarning: (m) => out.warn(m),
+    signal,
+  });
+}
+
+program.command('forget')
+  .description('remove snapshots that a retention policy does not keep (or the ones named); --prune also frees their space')
+  .argument('[snapshots...]', 'ids or id prefixes to forget instead of applying a policy')
+  .option('--keep-last <n>', 'keep the newest n snapshots', parseCount)
+  .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one ("unlimited": all)', parseCount)
+  .option('--keep-daily <n>', 'the same per day', parseCount)
+  .option('--keep-weekly <n>', 'the same per ISO week', parseCount)
+  .option('--keep-monthly <n>', 'the same per month', parseCount)
+  .option('--keep-yearly <n>', 'the same per year', parseCount)
+  .option('--keep-within <duration>', 'keep every snapshot newer than this before the newest one (such as 7d, 2w, 1y6m)')
+  .option('--keep-tag <tag>', 'keep every snapshot with this tag (repeatable)', collect, [])
+  .option('--group-by <keys>', 'apply the policy per group of these (host, paths, tags; "" for one group)', 'host,paths')
+  .option('--host <name>', 'only consider snapshots of this host')
+  .option('--tag <tag>', 'only consider snapshots with this tag (repeatable)', collect, [])
+  .option('--path <path>', 'only consider snapshots of exactly these paths (repeatable)', collect, [])
+  .option('-n, --dry-run', 'show what would be kept and removed, and why; change nothing')
+  .option('--prune', 'then prune: free the space the forgotten snapshots held');
+withPruneOptions(program.commands.at(-1)!)
+  .action(async (ids: string[], cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, false, async (repo) => {
+    const signal = interruptible();
+    const policy: RetentionPolicy = {
+      last: cmdOpts.keepLast, hourly: cmdOpts.keepHourly, daily: cmdOpts.keepDaily, weekly: cmdOpts.keepWeekly,
+      monthly: cmdOpts.keepMonthly, yearly: cmdOpts.keepYearly, within: cmdOpts.keepWithin, tags: cmdOpts.keepTag,
+    };
+    if (ids.length && !isEmptyPolicy(policy)) throw errors.usage('give snapshots to forget or a policy, not both');
+    if (!ids.length && isEmptyPolicy(policy)) {
+      throw errors.usage('no policy given: say what to keep (--keep-last, --keep-daily, --keep-within, …) or which snapshots to forget');
+    }
+    const lock = await repo.lock('forget');
+    let groups: RetentionGroup[];
+    try {
+      const all = await repo.listSnapshots((m) => out.warn(m));
+      const filter = { host: cmdOpts.host, tags: cmdOpts.tag.length ? cmdOpts.tag : undefined, paths: cmdOpts.path.length ? cmdOpts.path.map((p: string) => path.resolve(p)) : undefined };
+      const groupBy = String(cmdOpts.groupBy).split(',').filter(Boolean) as GroupKey[];
+      for (const key of groupBy) if (!['host', 'paths', 'tags'].includes(key)) throw errors.usage(`--group-by takes host, paths and tags, not "${key}"`);
+      const named = new Set(ids.map((id) => selectSnapshot(all, id).id));
+      groups = ids.length
+        ? [{ decisions: all.filter((r) => named.has(r.id)).reverse().map((ref) => ({ ref, keep: false, reasons: [] as string[] })) }]
+        : applyPolicy(all.filter((r) => matches(r, filter)), policy, groupBy);
+      const forgotten = groups.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => d.ref.id));
+      if (!cmdOpts.dryRun) for (const id of forgotten) await repo.removeSnapshot(id);
+    } finally {
+      await lock.release();
+    }
+    const pruned = cmdOpts.prune ? await runPrune(repo, cmdOpts, out, signal) : undefined;
+    out.result({ dryRun: !!cmdOpts.dryRun, groups: groups.map((g) => ({
+      host: g.host, paths: g.paths, tags: g.tags,
+      keep: g.decisions.filter((d) => d.keep).map((d) => ({ id: d.ref.id, time: d.ref.snapshot.time, reasons: d.reasons })),
+      remove: g.decisions.filter((d) => !d.keep).map((d) => ({ id: d.ref.id, time: d.ref.snapshot.time })),
+    })), ...(pruned ? { prune: pruned } : {}) }, () => [...forgetLines(groups, !!cmdOpts.dryRun), ...(pruned ? pruneLines(pruned) : [])]);
+  })));
+
+withPruneOptions(program.command('prune')
+  .description('free the space of data no snapshot uses: repack partly used packs, then delete unused ones (backups keep running)')
+  .option('-n, --dry-run', 'show what would be freed; change nothing'))
+  .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, false, async (repo) => {
+    const result = await runPrune(repo, cmdOpts, out, interruptible());
+    out.result(result, () => pruneLines(result));
   })));
 
 program.command('mount')

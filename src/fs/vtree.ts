@@ -566,8 +566,9 @@ function versionFileName(name: Buffer, stamp: string): [Buffer, number] {
 }
 
 /**
- * A view source over a repository: the snapshot list, and on every new
- * snapshot a catch-up of the index from the packs written since.
+ * A view source over a repository: the snapshot list, and whenever snapshots come or
+ * go or a prune schedules deletions, a catch-up of the index with the packs written
+ * and removed since (so reads move to the copies before the old packs are deleted).
  */
 export function repositoryViewSource(repo: RepositoryLike, onWarning?: (m: string) => void): ViewSource {
   let known = new Set<string>();
@@ -578,7 +579,8 @@ export function repositoryViewSource(repo: RepositoryLike, onWarning?: (m: strin
     directReads: () => repo.directReads?.(),
     async snapshots() {
       const list = await repo.listSnapshots(onWarning);
-      if (list.some((s) => !known.has(s.id))) await repo.syncIndex(onWarning);
+      const synced = await repo.refresh(onWarning);
+      if (!synced && (list.length !== known.size || list.some((s) => !known.has(s.id)))) await repo.syncIndex(onWarning);
       known = new Set(list.map((s) => s.id));
       return list;
     },
@@ -588,5 +590,7 @@ export function repositoryViewSource(repo: RepositoryLike, onWarning?: (m: strin
 export interface RepositoryLike extends TreeReader, BlobReader {
   listSnapshots(onWarning?: (m: string) => void): Promise<SnapshotRef[]>;
   syncIndex(onWarning?: (m: string) => void): Promise<unknown>;
+  /** Learns of scheduled deletions; true when they changed (the index was then synced). */
+  refresh(onWarning?: (m: string) => void): Promise<boolean>;
   directReads?(): DirectReads | undefined;
 }

@@ -4,9 +4,12 @@
  * loses nothing (`strata repair index` or the next open rebuilds it), and it
  * keeps memory bounded however large the repository grows (LevelDB, not a Map).
  *
- * Keys: "b" + blob id (32 bytes) → 45-byte location; "p" + pack id (32 bytes) → blob count;
- * "d" + device and inode (8 bytes each) of a source folder → the id of the tree it
- * had when last captured with this cache (a hint for renamed and moved folders).
+ * Keys: "b" + blob id (32 bytes) → 45-byte location; "p" + pack id (32 bytes) → the
+ * ids of the pack's blobs (so a pack that prune removed, or that was lost, can be
+ * dropped from the index without reading it); "d" + device and inode (8 bytes each)
+ * of a source folder → the id of the tree it had when last captured with this cache
+ * (a hint for renamed and moved folders); "v" → the layout's version (an index of
+ * another layout is rebuilt).
  *
  * LevelDB lets one process open a database. Processes that only read
  * (restore, ls, the mount) open a private copy instead: hard links to the
@@ -34,6 +37,9 @@ const ENTRY_BYTES = 45;
 const BLOB = 0x62; // "b"
 const PACK = 0x70; // "p"
 const FOLDER = 0x64; // "d"
+const LAYOUT_KEY = Buffer.from('v');
+/** 2: pack records list their blob ids. */
+const LAYOUT = Buffer.from([2]);
 
 const key = (prefix: number, id: Buffer): Buffer => {
   const k = Buffer.allocUnsafe(33);
@@ -73,8 +79,25 @@ function decodeEntry(v: Buffer): IndexEntry {
 
 type Db = Level<Buffer, Buffer>;
 
+/** The keys of one kind: the prefix byte and anything after it. */
+const range = (prefix: number) => ({ gte: Buffer.from([prefix]), lt: Buffer.from([prefix + 1]) });
+
+export interface IndexedPack {
+  pack: string;
+  blobs: Buffer[];
+}
+
 export class BlobIndex {
   private constructor(private readonly db: Db, private readonly privateCopy?: string) {}
+
+  private static async ready(db: Db, privateCopy?: string): Promise<BlobIndex> {
+    const index = new BlobIndex(db, privateCopy);
+    if (!LAYOUT.equals(db.getSync(LAYOUT_KEY) ?? Buffer.alloc(0))) {
+      await db.clear(); // a cache of another layout: learned again from the packs
+      await db.put(LAYOUT_KEY, LAYOUT);
+    }
+    return index;
+  }
 
   /**
    * Opens the index in `dir`. A writer (`shared: false`) opens it exclusively;
@@ -93,12 +116,12 @@ export class BlobIndex {
     }
     if (opts.shared) return BlobIndex.openCopy(dir);
     try {
-      return new BlobIndex(await openDb(dir));
+      return await BlobIndex.ready(await openDb(dir));
     } catch (e) {
       if (isLocked(e)) return BlobIndex.openCopy(dir);
       await fs.rm(dir, { recursive: true, force: true });
       await fs.mkdir(dir, { recursive: true });
-      return new BlobIndex(await openDb(dir));
+      return BlobIndex.ready(await openDb(dir));
     }
   }
 
@@ -106,14 +129,14 @@ export class BlobIndex {
     for (let attempt = 0; attempt < 3; attempt++) {
       const copy = await copyDatabase(dir);
       try {
-        return new BlobIndex(await openDb(copy), copy);
+        return await BlobIndex.ready(await openDb(copy), copy);
       } catch {
         // A writer compacted while we copied: try again, then start empty.
         await fs.rm(copy, { recursive: true, force: true });
       }
     }
     const empty = await fs.mkdtemp(path.join(path.dirname(dir), `reader-${process.pid}-`));
-    return new BlobIndex(await openDb(empty), empty);
+    return BlobIndex.ready(await openDb(empty), empty);
   }
 
   lookup(id: Buffer): IndexEntry | undefined {
@@ -129,15 +152,68 @@ export class BlobIndex {
     return this.db.getSync(key(PACK, Buffer.from(packId, 'hex'))) !== undefined;
   }
 
-  /** Records a durable pack and its blobs in one atomic batch. */
+  /** Records a durable pack and its blobs in one atomic batch (a blob already indexed elsewhere now points here). */
   async addPack(packId: string, blobs: BlobLocation[]): Promise<void> {
     const pid = Buffer.from(packId, 'hex');
-    const count = Buffer.alloc(4);
-    count.writeUInt32LE(blobs.length);
     const batch = this.db.batch();
     for (const b of blobs) batch.put(key(BLOB, b.id), encodeEntry(pid, b));
-    batch.put(key(PACK, pid), count);
+    batch.put(key(PACK, pid), Buffer.concat(blobs.map((b) => b.id)));
     await batch.write();
+  }
+
+  /**
+   * Forgets a pack that is gone from the backend. Its blobs' entries go, except where they
+   * point to another pack; a blob whose entry pointed here but that another indexed pack
+   * also holds (a duplicate from concurrent backups) is pointed there instead.
+   */
+  async removePacks(packIds: readonly string[], locationIn: (pack: string, id: Buffer) => Promise<BlobLocation | undefined>): Promise<void> {
+    const gone = new Set(packIds);
+    const orphans: Buffer[] = [];
+    const batch = this.db.batch();
+    for (const packId of packIds) {
+      const pid = Buffer.from(packId, 'hex');
+      for (const id of this.blobsOfPack(pid)) {
+        if (this.lookup(id)?.pack === packId) orphans.push(id);
+      }
+      batch.del(key(PACK, pid));
+    }
+    for (const id of orphans) batch.del(key(BLOB, id));
+    if (orphans.length) {
+      const wanted = new Set(orphans.map((id) => id.toString('hex')));
+      for await (const { pack, blobs } of this.packs()) {
+        if (gone.has(pack)) continue;
+        for (const id of blobs) {
+          if (!wanted.has(id.toString('hex'))) continue;
+          const location = await locationIn(pack, id);
+          if (!location) continue;
+          wanted.delete(id.toString('hex'));
+          batch.put(key(BLOB, id), encodeEntry(Buffer.from(pack, 'hex'), location));
+        }
+        if (!wanted.size) break;
+      }
+    }
+    await batch.write();
+  }
+
+  private blobsOfPack(pid: Buffer): Buffer[] {
+    const v = this.db.getSync(key(PACK, pid));
+    const ids: Buffer[] = [];
+    for (let at = 0; v && at + 32 <= v.length; at += 32) ids.push(v.subarray(at, at + 32));
+    return ids;
+  }
+
+  /** Every indexed pack with its blob ids, in pack id order. */
+  async *packs(): AsyncIterable<IndexedPack> {
+    for await (const [k, v] of this.db.iterator(range(PACK))) {
+      const blobs: Buffer[] = [];
+      for (let at = 0; at + 32 <= v.length; at += 32) blobs.push(v.subarray(at, at + 32));
+      yield { pack: k.subarray(1).toString('hex'), blobs };
+    }
+  }
+
+  /** Every indexed blob with where it is, in blob id order. */
+  async *blobs(): AsyncIterable<[Buffer, IndexEntry]> {
+    for await (const [k, v] of this.db.iterator(range(BLOB))) yield [k.subarray(1), decodeEntry(v)];
   }
 
   /** The tree the source folder (device, inode) had when last captured: a hint, never proof. */
@@ -153,6 +229,7 @@ export class BlobIndex {
 
   async clear(): Promise<void> {
     await this.db.clear();
+    await this.db.put(LAYOUT_KEY, LAYOUT);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,8 @@
 /**
- * Repository locks: `locks/<id>` records who writes or prunes now. Backups take
- * shared locks (many may run at once); prune and repair take an exclusive one.
+ * Repository locks: `locks/<id>` records who writes or prunes now. Backups, forget,
+ * restore and prune take shared locks (many may run at once; prune also refuses a
+ * second prune); `repair` takes an exclusive one. Prune never needs backups to stop:
+ * it waits for the locks that were held when it scheduled deletions (see prune.ts).
  * A lock is stale when its process is gone (same host) or it has not been
  * refreshed for STALE_MS (another host that crashed).
  */
@@ -15,6 +17,8 @@ const REFRESH_MS = 5 * 60 * 1000;
 const STALE_MS = 30 * 60 * 1000;
 
 export interface Lock {
+  /** The lock's object name. */
+  readonly name: string;
   release(): Promise<void>;
 }
 
@@ -40,28 +44,46 @@ export async function* listLocks(backend: Backend, sealer: Sealer): AsyncIterabl
   }
 }
 
-export async function acquireLock(backend: Backend, sealer: Sealer, opts: { exclusive: boolean; purpose: string }): Promise<Lock> {
+const lockedBy = (name: string, lock: LockRecord): Error => errors.locked(
+  `the repository is locked by "${lock.purpose}" (pid ${lock.pid} on ${lock.host}, since ${lock.since ?? lock.time}, ${name}); ` +
+    'if that process is gone, the lock becomes stale after 30 minutes, or run `strata unlock`',
+);
+
+/** `alone`: also refuse while another lock of the same purpose is held (one prune at a time). */
+export async function acquireLock(backend: Backend, sealer: Sealer, opts: { exclusive: boolean; purpose: string; alone?: boolean }): Promise<Lock> {
+  const conflicts = (lock: LockRecord): boolean => lock.exclusive || opts.exclusive || (!!opts.alone && lock.purpose === opts.purpose);
   for await (const { name, lock } of listLocks(backend, sealer)) {
-    if (isStale(lock)) continue;
-    if (lock.exclusive || opts.exclusive) {
-      throw errors.locked(
-        `the repository is locked by "${lock.purpose}" (pid ${lock.pid} on ${lock.host}, since ${lock.time}, ${name}); ` +
-          'if that process is gone, the lock becomes stale after 30 minutes, or run `strata unlock`',
-      );
-    }
+    if (!isStale(lock) && conflicts(lock)) throw lockedBy(name, lock);
   }
   const name = `locks/${randomBytes(16).toString('hex')}`;
-  const record = (): Buffer =>
-    sealToBuffer(sealer, encodeLock({ host: os.hostname(), pid: process.pid, time: new Date().toISOString(), ...opts }));
+  const since = new Date().toISOString();
+  const record = (): Buffer => sealToBuffer(sealer, encodeLock({
+    host: os.hostname(), pid: process.pid, time: new Date().toISOString(), since, exclusive: opts.exclusive, purpose: opts.purpose,
+  }));
   await backend.save(name, record());
   const timer = setInterval(() => { backend.save(name, record()).catch(() => {}); }, REFRESH_MS);
   timer.unref();
-  return {
-    async release() {
-      clearInterval(timer);
-      await backend.remove(name);
-    },
+  const release = async (): Promise<void> => {
+    clearInterval(timer);
+    await backend.remove(name);
   };
+  if (opts.alone) {
+    // Two that started at once both got past the listing: the one with the greater name gives way (both see the same pair).
+    for await (const other of listLocks(backend, sealer)) {
+      if (other.name < name && !isStale(other.lock) && conflicts(other.lock)) {
+        await release();
+        throw lockedBy(other.name, other.lock);
+      }
+    }
+  }
+  return { name, release };
+}
+
+/** Names of the locks held now by live processes, other than `except`. */
+export async function liveLocks(backend: Backend, sealer: Sealer, except?: string): Promise<Set<string>> {
+  const live = new Set<string>();
+  for await (const { name, lock } of listLocks(backend, sealer)) if (name !== except && !isStale(lock)) live.add(name);
+  return live;
 }
 
 /** Removes stale locks (all locks with `all`); returns how many. */

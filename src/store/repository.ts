@@ -6,6 +6,11 @@
  * blobs go into packs; a pack enters the index only after the backend saved it;
  * `flush` saves every pending pack, so a snapshot record saved after a flush
  * refers only to durable trees and chunks.
+ *
+ * Packs that a prune scheduled for deletion (`deletions/`) are condemned: their
+ * blobs count as absent, so a backup stores them again rather than refer to a pack
+ * about to go. `refresh` learns of new schedules, and of packs added or removed by
+ * other processes.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -18,11 +23,11 @@ import {
 } from './crypto.js';
 import { errors, isStrataError } from './errors.js';
 import {
-  decodeConfig, decodeKeyFile, decodeMasterKeys, decodeSnapshot, encodeConfig, encodeKeyFile, encodeMasterKeys, encodeSnapshot,
-  type BlobType, type ChunkerParams, type Compression, type MasterKeys, type RepoConfig, type Snapshot,
+  decodeConfig, decodeDeletion, decodeKeyFile, decodeMasterKeys, decodeSnapshot, encodeConfig, encodeDeletion, encodeKeyFile, encodeMasterKeys, encodeSnapshot,
+  type BlobLocation as PackedBlob, type BlobType, type ChunkerParams, type Compression, type DeletionRecord, type MasterKeys, type RepoConfig, type Snapshot,
 } from './format/records.js';
 import { decodeTree, type Entry, type TreeBuilder } from './format/tree.js';
-import { BlobIndex } from './index-db.js';
+import { BlobIndex, type IndexEntry, type IndexedPack } from './index-db.js';
 import { acquireLock, removeLocks, type Lock } from './lock.js';
 import { Lru } from './lru.js';
 import { PackWriter, packIdFromName, packObjectName, readPackTrailer, type SavedPack } from './pack.js';
@@ -40,6 +45,8 @@ const MAX_SAVING_PACKS = 1;
  * some tens of microseconds of work.
  */
 const OPEN_IN_POOL_BYTES = 64 * 1024;
+/** A reader that misses a blob syncs its index at most this often. */
+const RESYNC_MS = 2000;
 /** Blobs smaller than this are not worth compressing. */
 const MIN_COMPRESS = 128;
 
@@ -91,6 +98,17 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   private closing = false;
   private readonly snapshotCache = new Map<string, Snapshot>();
   private readonly treeRegions: PackRegions;
+  /** Scheduled deletions as last read (object name → record), and the packs they condemn. */
+  private deletionNames = new Set<string>();
+  private deletions = new Map<string, DeletionRecord>();
+  private condemned = new Set<string>();
+  /** Packs that schedules carried out deleted; and packs found gone without one (lost), with their blob ids. */
+  private pruned = new Set<string>();
+  private readonly lost = new Map<string, Buffer[]>();
+  /** Packs this process saved since the last sync began: not in that listing, yet not gone. */
+  private savedSinceSync = new Set<string>();
+  private resyncing?: Promise<unknown>;
+  private resyncedAt = 0;
 
   private constructor(
     readonly backend: Backend,
@@ -151,17 +169,56 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     if (config.encrypted !== encrypted) throw errors.corrupt('config and key disagree on encryption');
     const index = await BlobIndex.open(path.join(opts.cacheDir ?? defaultCacheDir(), config.id, 'index'), { shared: !!opts.readOnly });
     const repo = new Repository(backend, config, sealer, keys.master, index);
-    await repo.syncIndex(opts.onWarning);
+    await repo.refresh(opts.onWarning, true);
     return repo;
   }
 
-  /** Indexes every pack in the backend that the index has not read (new, or the index was lost). */
-  async syncIndex(onWarning?: (message: string) => void): Promise<{ packs: number; damaged: string[] }> {
+  /**
+   * Reads the scheduled deletions again; when they changed (or with `sync`), the index
+   * learns what other processes added and removed. Writers call it once they hold their
+   * lock (lock() does), so a backup that started after a schedule knows of it.
+   */
+  async refresh(onWarning?: (message: string) => void, sync = false): Promise<boolean> {
+    const names = new Set<string>();
+    for await (const { name } of this.backend.list('deletions/')) names.add(name);
+    const changed = names.size !== this.deletionNames.size || [...names].some((n) => !this.deletionNames.has(n));
+    if (changed) {
+      const deletions = new Map<string, DeletionRecord>();
+      for (const name of names) {
+        const record = this.deletions.get(name) ?? await this.loadDeletion(name).catch((e) => {
+          if (!isStrataError(e, 'CORRUPT') && !isStrataError(e, 'NOT_FOUND')) throw e;
+          // A damaged schedule condemns nothing here, and no prune can carry it out either.
+          if (isStrataError(e, 'CORRUPT')) onWarning?.((e as Error).message);
+          return undefined;
+        });
+        if (record) deletions.set(name, record);
+      }
+      this.deletionNames = names;
+      this.deletions = deletions;
+      const records = [...deletions.values()];
+      this.condemned = new Set(records.filter((d) => !d.done).flatMap((d) => d.packs));
+      this.pruned = new Set(records.filter((d) => d.done).flatMap((d) => d.packs));
+    }
+    if (changed || sync) await this.syncIndex(onWarning);
+    return changed;
+  }
+
+  /**
+   * Brings the index in line with the packs in the backend: indexes new ones (or all,
+   * when the index was lost) and forgets those that are gone. A pack gone without a
+   * prune is lost: reported, and its blobs count as absent, so the next backup of a
+   * source that still has them stores them again.
+   */
+  async syncIndex(onWarning?: (message: string) => void): Promise<{ packs: number; removed: number; damaged: string[] }> {
     let packs = 0;
     const damaged: string[] = [];
+    const listed = new Set<string>();
+    this.savedSinceSync.clear();
     for await (const { name } of this.backend.list('packs/')) {
       const packId = packIdFromName(name);
-      if (!/^[0-9a-f]{64}$/.test(packId) || this.index.hasPack(packId)) continue;
+      if (!/^[0-9a-f]{64}$/.test(packId)) continue;
+      listed.add(packId);
+      if (this.index.hasPack(packId)) continue;
       try {
         await this.index.addPack(packId, await readPackTrailer(this.backend, packId, this.sealer));
         packs++;
@@ -171,17 +228,50 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
         onWarning?.(`${(e as Error).message}; its blobs are not indexed (run \`strata check\`)`);
       }
     }
-    return { packs, damaged };
+    const gone: IndexedPack[] = [];
+    for await (const p of this.index.packs()) if (!listed.has(p.pack) && !this.savedSinceSync.has(p.pack)) gone.push(p);
+    for (const p of gone) {
+      if (this.condemned.has(p.pack) || this.pruned.has(p.pack)) continue;
+      this.lost.set(p.pack, p.blobs);
+      onWarning?.(`pack ${p.pack} is missing from the repository (no prune deleted it): its ${p.blobs.length} blobs are gone; run \`strata check\``);
+    }
+    if (gone.length) await this.forgetPacks(gone.map((p) => p.pack));
+    return { packs, removed: gone.length, damaged };
+  }
+
+  /** The pack that held a blob, when this process found that pack lost (for check's report). */
+  lostPackOf(id: Buffer): string | undefined {
+    for (const [pack, blobs] of this.lost) if (blobs.some((b) => b.equals(id))) return pack;
+    return undefined;
+  }
+
+  /** Drops packs that are gone from the index (a blob also in another pack stays, pointing there). */
+  async forgetPacks(packIds: readonly string[]): Promise<void> {
+    const trailers = new Map<string, Promise<PackedBlob[]>>();
+    await this.index.removePacks(packIds, async (pack, id) => {
+      let trailer = trailers.get(pack);
+      if (!trailer) trailers.set(pack, (trailer = readPackTrailer(this.backend, pack, this.sealer)));
+      const blobs = await trailer.catch(() => [] as PackedBlob[]);
+      return blobs.find((b) => b.id.equals(id));
+    });
   }
 
   /** Throws the index away and rebuilds it from pack trailers (`strata repair index`). */
-  async rebuildIndex(onWarning?: (message: string) => void): Promise<{ packs: number; damaged: string[] }> {
+  async rebuildIndex(onWarning?: (message: string) => void): Promise<{ packs: number; removed: number; damaged: string[] }> {
     await this.index.clear();
     return this.syncIndex(onWarning);
   }
 
-  lock(purpose: string, exclusive = false): Promise<Lock> {
-    return acquireLock(this.backend, this.sealer, { exclusive, purpose });
+  /** Takes a lock, then learns of deletions scheduled before it (see refresh). `alone`: no second lock of this purpose. */
+  async lock(purpose: string, opts: { exclusive?: boolean; alone?: boolean } = {}): Promise<Lock> {
+    const lock = await acquireLock(this.backend, this.sealer, { exclusive: !!opts.exclusive, purpose, alone: opts.alone });
+    try {
+      await this.refresh();
+    } catch (e) {
+      await lock.release().catch(() => {});
+      throw e;
+    }
+    return lock;
   }
 
   removeLocks(all: boolean): Promise<number> {
@@ -195,21 +285,19 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   hasBlob(id: Buffer): boolean {
-    return this.index.has(id) || this.pending.has(id.toString('hex'));
+    return this.usable(id) || this.pending.has(id.toString('hex'));
+  }
+
+  /** Indexed, in a pack no prune has scheduled for deletion. */
+  private usable(id: Buffer): boolean {
+    if (!this.condemned.size) return this.index.has(id);
+    const entry = this.index.lookup(id);
+    return !!entry && !this.condemned.has(entry.pack);
   }
 
   async storeBlob(type: BlobType, id: Buffer, data: Uint8Array): Promise<number> {
     const hex = this.claim(id);
-    if (!hex) return 0;
-    let sealed: Buffer;
-    let compressed: boolean;
-    try {
-      ({ sealed, compressed } = await sealBlob(this.sealer, data, data.length >= MIN_COMPRESS ? this.compression : COMPRESSION_CODES.none));
-    } catch (e) {
-      this.pending.delete(hex); // else it would pass for stored
-      throw e;
-    }
-    return this.addSealed(type, id, sealed, data.length, compressed);
+    return hex ? this.sealAndAdd(type, id, hex, data) : 0;
   }
 
   async storeSealed(type: BlobType, id: Buffer, sealed: Buffer, rawLength: number, compressed: boolean): Promise<number> {
@@ -219,7 +307,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   /** Marks a blob as on its way into a pack; undefined when the repository has it or it is on its way already. */
   private claim(id: Buffer): string | undefined {
     const hex = id.toString('hex');
-    if (this.pending.has(hex) || this.index.has(id)) return undefined;
+    if (this.pending.has(hex) || this.usable(id)) return undefined;
     this.pending.add(hex);
     return hex;
   }
@@ -229,6 +317,26 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     writer.add(type, id, [sealed], rawLength, compressed);
     if (writer.full) await this.startSaving(writer);
     return sealed.length;
+  }
+
+  /** Stores a blob again although the index has it (prune's repacking: the copy's pack replaces the old one in the index). */
+  async copyBlob(type: BlobType, id: Buffer, data: Uint8Array): Promise<number> {
+    const hex = id.toString('hex');
+    if (this.pending.has(hex)) return 0;
+    this.pending.add(hex);
+    return this.sealAndAdd(type, id, hex, data);
+  }
+
+  private async sealAndAdd(type: BlobType, id: Buffer, hex: string, data: Uint8Array): Promise<number> {
+    let sealed: Buffer;
+    let compressed: boolean;
+    try {
+      ({ sealed, compressed } = await sealBlob(this.sealer, data, data.length >= MIN_COMPRESS ? this.compression : COMPRESSION_CODES.none));
+    } catch (e) {
+      this.pending.delete(hex); // else it would pass for stored
+      throw e;
+    }
+    return this.addSealed(type, id, sealed, data.length, compressed);
   }
 
   async saveTree(tree: TreeBuilder): Promise<{ id: Buffer; added: number }> {
@@ -260,6 +368,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   private async packSaved(pack: SavedPack): Promise<void> {
+    this.savedSinceSync.add(pack.id);
     await this.index.addPack(pack.id, pack.blobs);
     for (const b of pack.blobs) this.pending.delete(b.id.toString('hex'));
   }
@@ -290,19 +399,45 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     return this.index.lookup(id)?.pack;
   }
 
+  /**
+   * Where a blob is; when the index does not know it, or its pack is gone, the index
+   * is synced once and asked again: another process may have stored it since this one
+   * synced, or a prune moved it to a new pack.
+   */
+  private async located(type: BlobType, id: Buffer, failed?: IndexEntry): Promise<IndexEntry> {
+    const entry = this.index.lookup(id);
+    if (entry && entry.pack !== failed?.pack) return entry;
+    await this.resync();
+    const again = this.index.lookup(id);
+    if (again && again.pack !== failed?.pack) return again;
+    const hex = id.toString('hex');
+    throw errors.corrupt(failed ? `pack ${failed.pack} is missing (needed for ${type} blob ${hex})` : `${type} blob ${hex} is missing from the repository`);
+  }
+
+  /** A sync of the index for a reader that missed something; at most one every few seconds (a damaged repository misses often). */
+  private resync(): Promise<unknown> {
+    if (!this.resyncing || Date.now() - this.resyncedAt > RESYNC_MS) {
+      this.resyncedAt = Date.now();
+      this.resyncing = this.syncIndex();
+    }
+    return this.resyncing;
+  }
+
   async loadBlob(type: BlobType, id: Buffer): Promise<Buffer> {
     const hex = id.toString('hex');
-    const entry = this.index.lookup(id);
-    if (!entry) throw errors.corrupt(`${type} blob ${hex} is missing from the repository`);
-    const what = `${type} blob ${hex} in pack ${entry.pack}`;
-    let sealed: Buffer;
-    try {
-      sealed = type === 'tree' ? await this.treeRegions.load(entry.pack, entry.offset, entry.length)
-        : await this.backend.load(packObjectName(entry.pack), { offset: entry.offset, length: entry.length });
-    } catch (e) {
-      if (isStrataError(e, 'NOT_FOUND')) throw errors.corrupt(`pack ${entry.pack} is missing (needed for ${type} blob ${hex})`, { cause: e });
-      throw e;
+    let entry = await this.located(type, id);
+    let sealed: Buffer | undefined;
+    for (let attempt = 0; !sealed; attempt++) {
+      try {
+        sealed = type === 'tree' ? await this.treeRegions.load(entry.pack, entry.offset, entry.length)
+          : await this.backend.load(packObjectName(entry.pack), { offset: entry.offset, length: entry.length });
+      } catch (e) {
+        if (!isStrataError(e, 'NOT_FOUND')) throw e;
+        if (attempt > 0) throw errors.corrupt(`pack ${entry.pack} is missing (needed for ${type} blob ${hex})`, { cause: e });
+        entry = await this.located(type, id, entry);
+      }
     }
+    const what = `${type} blob ${hex} in pack ${entry.pack}`;
     if (sealed.length !== entry.length) throw errors.corrupt(`${what} is cut short: the pack is truncated`);
     const { key } = this.sealer;
     const { idKey } = this.hasher;
@@ -329,6 +464,45 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
 
   async loadTree(id: Buffer): Promise<Entry[]> {
     return decodeTree(await this.loadBlob('tree', id), `tree ${id.toString('hex')}`);
+  }
+
+  // ---- what prune works with: the index's packs and blobs, and the deletion schedule
+
+  indexedPacks(): AsyncIterable<IndexedPack> {
+    return this.index.packs();
+  }
+
+  indexedBlobs(): AsyncIterable<[Buffer, IndexEntry]> {
+    return this.index.blobs();
+  }
+
+  locate(id: Buffer): IndexEntry | undefined {
+    return this.index.lookup(id);
+  }
+
+  /** Deletion schedules, standing and carried out, as the last refresh read them. */
+  scheduledDeletions(): ReadonlyMap<string, DeletionRecord> {
+    return this.deletions;
+  }
+
+  /** Saves a schedule under `name` (a new one, or the same with the locks it waits for). */
+  async saveDeletion(name: string, record: DeletionRecord): Promise<void> {
+    await this.backend.save(name, sealToBuffer(this.sealer, encodeDeletion(record)));
+  }
+
+  async removeDeletion(name: string): Promise<void> {
+    await this.backend.remove(name);
+  }
+
+  private async loadDeletion(name: string): Promise<DeletionRecord> {
+    const what = `deletion schedule ${name}`;
+    return decodeDeletion(this.sealer.open(await this.backend.load(name), what), what);
+  }
+
+  /** Removes a snapshot record (forget): its data stays until a prune finds it unused. */
+  async removeSnapshot(id: string): Promise<void> {
+    await this.backend.remove(`snapshots/${id}`);
+    this.snapshotCache.delete(id);
   }
 
   // ---- snapshots

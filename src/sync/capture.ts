@@ -22,7 +22,7 @@ import fastq from 'fastq';
 import { Minimatch } from 'minimatch';
 import { native } from '../native.js';
 import { makeCutter, type CutFunction } from '../store/chunker.js';
-import { errors, StrataError } from '../store/errors.js';
+import { errors, isStrataError, StrataError } from '../store/errors.js';
 import type { ChunkerParams, Snapshot, SnapshotSummary } from '../store/format/records.js';
 import { TreeBuilder, TreeIndex, type Entry, type Tally } from '../store/format/tree.js';
 import type { BlobReader, BlobWriter, FolderMemory, FolderSeen, SnapshotRef, SnapshotWriter } from '../store/roles.js';
@@ -44,6 +44,8 @@ export interface CaptureOptions {
   onProgress?: (p: CaptureProgress) => void;
   /** Told about every file that could not be read (it is also in the summary). */
   onError?: (path: string, message: string) => void;
+  /** Told about what does not keep a file from being captured (an earlier tree that cannot be read: the folder is read again). */
+  onWarning?: (message: string) => void;
   signal?: AbortSignal;
   now?: () => Date;
   /**
@@ -161,7 +163,7 @@ class Walker {
       node.source = source;
     }
     const build = async (node: Node, dirPath: string, parentTree: Buffer | undefined): Promise<[Buffer, Tally]> => {
-      const parentEntries = await this.parentIndex(parentTree);
+      const parentEntries = await this.parentIndex(parentTree, Buffer.from(dirPath));
       const tree = new TreeBuilder();
       for (const [part, child] of node.children) {
         const childPath = path.join(dirPath, part);
@@ -211,8 +213,17 @@ class Walker {
   }
 
   /** The parent snapshot's folder, looked up by name. */
-  private async parentIndex(tree: Buffer | undefined): Promise<TreeIndex> {
-    return tree ? TreeIndex.decode(await this.repo.loadBlob('tree', tree), `tree ${tree.toString('hex')}`) : TreeIndex.empty;
+  /** The tree a folder is compared with; one that cannot be read (damaged, or pruned from under a hint) means reading the folder's files again. */
+  private async parentIndex(tree: Buffer | undefined, p: Buffer): Promise<TreeIndex> {
+    if (!tree) return TreeIndex.empty;
+    const what = `tree ${tree.toString('hex')}`;
+    try {
+      return TreeIndex.decode(await this.repo.loadBlob('tree', tree), what);
+    } catch (e) {
+      if (!isStrataError(e, 'CORRUPT')) throw e;
+      this.opts.onWarning?.(`${displayPath(p)}: its earlier ${what} cannot be read (${(e as Error).message}): its files are read again`);
+      return TreeIndex.empty;
+    }
   }
 
   private async lstat(p: Buffer): Promise<FileStat | undefined> {
@@ -365,7 +376,7 @@ class Walker {
       this.error(displayPath(p), `cannot list: ${e.message}`);
       return undefined;
     });
-    const [listed, previous] = await Promise.all([listing, this.parentIndex(parentTree)]);
+    const [listed, previous] = await Promise.all([listing, this.parentIndex(parentTree, p)]);
     return listed && { listing: listed, previous };
   }
 

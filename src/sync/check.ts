@@ -76,7 +76,9 @@ export async function check(repo: Repository, opts: { readData?: boolean; onProb
         for (const chunk of e.chunks ?? []) {
           const hex = chunk.toString('hex');
           const pack = repo.packOf(chunk);
-          const bad = !pack ? `data blob ${hex} is missing`
+          const lost = !pack && repo.lostPackOf(chunk);
+          const bad = lost ? `pack ${lost} holding data blob ${hex} is missing`
+            : !pack ? `data blob ${hex} is missing`
             : !packs.has(pack) ? `pack ${pack} holding data blob ${hex} is missing` : badChunks.get(hex);
           if (bad) problem({ object: `data blob ${hex}`, message: bad, affects: [`${id.slice(0, 8)}:${p}`] });
         }

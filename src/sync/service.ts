@@ -159,14 +159,16 @@ export class CaptureService {
     s.lastCaptureAt = started;
     let lock;
     try {
+      // The lock first: a prune that schedules deletions after it waits for this capture; one before it is learned here.
+      lock = await this.repo.lock('strata serve');
       const parent = findParent(await this.repo.listSnapshots((m) => this.log.warn({}, m)), host, [s.path]);
       const full = changes.full || fullDue || !parent;
-      lock = await this.repo.lock('strata serve');
       const ref = await capture(this.repo, {
         paths: [s.path], host, tags: s.tags, excludes: s.excludes, parent, chunker: this.repo.config.chunker,
         isUnchanged: full ? undefined : unchangedFolders(changes), onlyIfChanged: !this.config.snapshotWhenUnchanged,
         signal: this.abort.signal,
         onError: (p, m) => this.log.warn({ source: s.path, path: p }, m),
+        onWarning: (m) => this.log.warn({ source: s.path }, m),
       });
       if (full) s.lastFullWalkAt = started;
       const changed = ref.id !== parent?.id;

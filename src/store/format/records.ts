@@ -219,6 +219,8 @@ export interface LockRecord {
   pid: number;
   /** ISO time of creation or last refresh. */
   time: string;
+  /** ISO time of creation (locks of older versions have only `time`). */
+  since?: string;
   exclusive: boolean;
   purpose: string;
 }
@@ -228,5 +230,42 @@ export const encodeLock = (l: LockRecord): Buffer => encode({ v: VERSION, ...l }
 export function decodeLock(data: Uint8Array, what: string): LockRecord {
   const f = Fields.of(decode(data, what), what);
   f.version(VERSION);
-  return { host: f.string('host'), pid: f.int('pid'), time: f.string('time'), exclusive: f.bool('exclusive'), purpose: f.string('purpose') };
+  return {
+    host: f.string('host'), pid: f.int('pid'), time: f.string('time'), exclusive: f.bool('exclusive'), purpose: f.string('purpose'),
+    ...(f.has('since') ? { since: f.string('since') } : {}),
+  };
+}
+
+/**
+ * Packs that a prune will delete once nothing can need them (see prune.ts): written after
+ * the packs' live blobs were copied elsewhere, deleted after the packs are.
+ */
+export interface DeletionRecord {
+  /** ISO time the packs were scheduled, by the clock of the prune that did it. */
+  time: string;
+  host: string;
+  packs: string[];
+  /** Locks (object names) held when the record appeared: their owners may not know of it. Absent: wait for every lock. */
+  waitFor?: string[];
+  /** ISO time the packs were deleted: the record stays a while, so a reader that comes back later knows they were pruned, not lost. */
+  done?: string;
+}
+
+export const encodeDeletion = (d: DeletionRecord): Buffer => encode({
+  v: VERSION, time: d.time, host: d.host, packs: d.packs.map((p) => Buffer.from(p, 'hex')),
+  ...(d.waitFor ? { waitFor: d.waitFor } : {}), ...(d.done ? { done: d.done } : {}),
+});
+
+export function decodeDeletion(data: Uint8Array, what: string): DeletionRecord {
+  const f = Fields.of(decode(data, what), what);
+  f.version(VERSION);
+  const time = f.string('time');
+  if (Number.isNaN(Date.parse(time))) f.fail('time', 'a date');
+  const packs = f.array('packs').map((p, i) => {
+    if (!(p instanceof Uint8Array) || p.length !== ID_BYTES) throw errors.corrupt(`${what}: pack ${i} is malformed`);
+    return Buffer.from(p).toString('hex');
+  });
+  return {
+    time, host: f.string('host'), packs, ...(f.has('waitFor') ? { waitFor: f.strings('waitFor') } : {}), ...(f.has('done') ? { done: f.string('done') } : {}),
+  };
 }

@@ -82,6 +82,13 @@ type Db = Level<Buffer, Buffer>;
 /** The keys of one kind: the prefix byte and anything after it. */
 const range = (prefix: number) => ({ gte: Buffer.from([prefix]), lt: Buffer.from([prefix + 1]) });
 
+/** The blob ids a pack record lists (32 bytes each, back to back). */
+function idsIn(record: Buffer | undefined): Buffer[] {
+  const ids: Buffer[] = [];
+  for (let at = 0; record && at + 32 <= record.length; at += 32) ids.push(record.subarray(at, at + 32));
+  return ids;
+}
+
 export interface IndexedPack {
   pack: string;
   blobs: Buffer[];
@@ -196,19 +203,12 @@ export class BlobIndex {
   }
 
   private blobsOfPack(pid: Buffer): Buffer[] {
-    const v = this.db.getSync(key(PACK, pid));
-    const ids: Buffer[] = [];
-    for (let at = 0; v && at + 32 <= v.length; at += 32) ids.push(v.subarray(at, at + 32));
-    return ids;
+    return idsIn(this.db.getSync(key(PACK, pid)));
   }
 
   /** Every indexed pack with its blob ids, in pack id order. */
   async *packs(): AsyncIterable<IndexedPack> {
-    for await (const [k, v] of this.db.iterator(range(PACK))) {
-      const blobs: Buffer[] = [];
-      for (let at = 0; at + 32 <= v.length; at += 32) blobs.push(v.subarray(at, at + 32));
-      yield { pack: k.subarray(1).toString('hex'), blobs };
-    }
+    for await (const [k, v] of this.db.iterator(range(PACK))) yield { pack: k.subarray(1).toString('hex'), blobs: idsIn(v) };
   }
 
   /** Every indexed blob with where it is, in blob id order. */

@@ -121,6 +121,7 @@ class PruneRun {
       const name = await this.schedule([...plan.condemn]);
       if (this.opts.wait) {
         await this.waitUntilDue(name);
+        await this.repo.syncIndex(this.opts.onWarning); // the copies backups stored while it waited
         await this.deleteDue();
       }
     }
@@ -258,12 +259,11 @@ class PruneRun {
     }
   }
 
-  /** Carries out every schedule that is due: marks again, copies out what a newer snapshot uses, deletes, forgets the schedule. */
+  /** Carries out every schedule that is due (the caller has just synced the index): marks again, copies out what a newer snapshot uses, deletes, forgets the schedule. */
   private async deleteDue(): Promise<void> {
     const due = await this.due();
     if (!due.size) return;
     const condemned = new Set([...due.values()].flatMap((d) => d.packs));
-    await this.repo.syncIndex(this.opts.onWarning); // the copies other processes stored meanwhile
     const marks = await this.mark(await this.repo.listSnapshots(this.opts.onWarning));
     for await (const [id, entry] of this.repo.indexedBlobs()) {
       if (!condemned.has(entry.pack) || !marks.used(entry.type, id)) continue;

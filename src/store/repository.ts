@@ -304,10 +304,10 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     return this.claim(id) ? this.addSealed(type, id, sealed, rawLength, compressed) : 0;
   }
 
-  /** Marks a blob as on its way into a pack; undefined when the repository has it or it is on its way already. */
-  private claim(id: Buffer): string | undefined {
+  /** Marks a blob as on its way into a pack; undefined when the repository has it (unless `evenIfIndexed`) or it is on its way already. */
+  private claim(id: Buffer, evenIfIndexed = false): string | undefined {
     const hex = id.toString('hex');
-    if (this.pending.has(hex) || this.usable(id)) return undefined;
+    if (this.pending.has(hex) || (!evenIfIndexed && this.usable(id))) return undefined;
     this.pending.add(hex);
     return hex;
   }
@@ -321,10 +321,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
 
   /** Stores a blob again although the index has it (prune's repacking: the copy's pack replaces the old one in the index). */
   async copyBlob(type: BlobType, id: Buffer, data: Uint8Array): Promise<number> {
-    const hex = id.toString('hex');
-    if (this.pending.has(hex)) return 0;
-    this.pending.add(hex);
-    return this.sealAndAdd(type, id, hex, data);
+    const hex = this.claim(id, true);
+    return hex ? this.sealAndAdd(type, id, hex, data) : 0;
   }
 
   private async sealAndAdd(type: BlobType, id: Buffer, hex: string, data: Uint8Array): Promise<number> {
@@ -396,7 +394,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
 
   /** The pack the index places a blob in (undefined when the index does not know the blob). */
   packOf(id: Buffer): string | undefined {
-    return this.index.lookup(id)?.pack;
+    return this.locate(id)?.pack;
   }
 
   /**
@@ -410,8 +408,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     await this.resync();
     const again = this.index.lookup(id);
     if (again && again.pack !== failed?.pack) return again;
-    const hex = id.toString('hex');
-    throw errors.corrupt(failed ? `pack ${failed.pack} is missing (needed for ${type} blob ${hex})` : `${type} blob ${hex} is missing from the repository`);
+    throw failed ? packMissing(failed.pack, type, id) : errors.corrupt(`${type} blob ${id.toString('hex')} is missing from the repository`);
   }
 
   /** A sync of the index for a reader that missed something; at most one every few seconds (a damaged repository misses often). */
@@ -433,7 +430,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
           : await this.backend.load(packObjectName(entry.pack), { offset: entry.offset, length: entry.length });
       } catch (e) {
         if (!isStrataError(e, 'NOT_FOUND')) throw e;
-        if (attempt > 0) throw errors.corrupt(`pack ${entry.pack} is missing (needed for ${type} blob ${hex})`, { cause: e });
+        if (attempt > 0) throw packMissing(entry.pack, type, id, e);
         entry = await this.located(type, id, entry);
       }
     }
@@ -584,6 +581,9 @@ class PackRegions {
     return region;
   }
 }
+
+const packMissing = (pack: string, type: BlobType, id: Buffer, cause?: unknown): Error =>
+  errors.corrupt(`pack ${pack} is missing (needed for ${type} blob ${id.toString('hex')})`, cause ? { cause } : undefined);
 
 function sealerFor(encrypted: boolean, keys: MasterKeys): Sealer {
   return encrypted ? new AeadSealer(keys.encryption) : new PlainSealer();

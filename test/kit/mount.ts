@@ -22,7 +22,10 @@ export async function mountRepository(t: Parameters<typeof tempDir>[0], env: Rec
     if (isMounted(mountpoint)) spawnSync('umount', ['-l', mountpoint]);
     run.child.kill('SIGKILL');
   });
-  if (!(await until(() => isMounted(mountpoint) || run.child.exitCode !== null)) || !isMounted(mountpoint)) {
+  // The kernel shows the mount a moment before the CLI holds it (and can answer SIGUSR2 with counters):
+  // ready is the CLI's own "mounted … at" line.
+  const ready = () => isMounted(mountpoint) && /^mounted .* at /m.test(run.output());
+  if (!(await until(() => ready() || run.child.exitCode !== null)) || !ready()) {
     throw new Error(`mount did not come up: ${run.output()}`);
   }
   return {

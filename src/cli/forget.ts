@@ -1,7 +1,8 @@
-/** What `forget` and `prune` print, and how their options are read. */
+/** What `forget`, `prune` and the retention part of `status` print, and how their options are read. */
 import { InvalidArgumentError } from 'commander';
 import type { PruneResult } from '../store/prune.js';
-import { UNLIMITED, type RetentionGroup } from '../sync/retention.js';
+import { UNLIMITED, type RetentionGroup, type RetentionPolicy } from '../sync/retention.js';
+import type { RetentionStatus } from '../sync/upkeep.js';
 import { count, formatBytes } from './output.js';
 
 /** A --keep-* count: a whole number, or "unlimited". */
@@ -61,5 +62,28 @@ export function pruneLines(r: PruneResult): string[] {
   lines.push(`deleted ${count(r.deletedPacks, 'pack')}, freed ${formatBytes(r.freedBytes)}`);
   for (const p of r.pending) lines.push(`${count(p.packs, 'pack')} scheduled at ${when(p.since)} are deleted by a later prune (\`strata prune\`), once backups running then are done`);
   if (!r.scheduledPacks && !r.deletedPacks && !r.pending.length) lines.push('nothing to prune');
+  return lines;
+}
+
+const policyText = (p: RetentionPolicy): string =>
+  Object.entries(p).map(([rule, n]) => (rule === 'tags' ? `tags ${(n as string[]).join(',')}` : `${rule} ${n === null ? 'unlimited' : n}`)).join(', ');
+
+/** The service's retention, as `strata status` shows it. */
+export function retentionLines(r: RetentionStatus): string[] {
+  const lines = [`  retention: keep ${policyText(r.policy)}${r.running ? `; ${r.running === 'prune' ? 'pruning' : 'forgetting'} now` : ''}`];
+  if (r.lastForget) {
+    const forgotten = r.lastForget.sources.reduce((n, s) => n + s.forgotten, 0);
+    const keptBy: Record<string, number> = {};
+    for (const s of r.lastForget.sources) for (const [rule, n] of Object.entries(s.keptBy)) keptBy[rule] = (keptBy[rule] ?? 0) + n;
+    const kept = r.lastForget.sources.reduce((n, s) => n + s.kept, 0);
+    const by = Object.entries(keptBy).map(([rule, n]) => `${rule} ${n}`).join(', ');
+    lines.push(`    last pass ${when(r.lastForget.time)}: forgot ${count(forgotten, 'snapshot')}, kept ${kept}${by ? ` (${by})` : ''}`);
+  }
+  if (r.lastPrune) {
+    const p = r.lastPrune;
+    lines.push(`    last prune ${when(p.time)}: freed ${formatBytes(p.freedBytes)} (${count(p.deletedPacks, 'pack')}) in ${Math.round(p.seconds)} s` +
+      (p.pending ? `; ${count(p.pending, 'schedule')} still standing` : ''));
+  }
+  if (r.lastError) lines.push(`    last error (${r.lastError.time}): ${r.lastError.message}`);
   return lines;
 }

@@ -9,11 +9,12 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { errors, exitCodes } from '../store/errors.js';
 import { Repository } from '../store/repository.js';
-import { findParent, matches, selectSnapshot } from '../store/select.js';
+import { findParent, selectSnapshot } from '../store/select.js';
 import { capture } from '../sync/capture.js';
 import { prune, type PruneResult } from '../store/prune.js';
 import { check } from '../sync/check.js';
-import { applyPolicy, isEmptyPolicy, type GroupKey, type RetentionGroup, type RetentionPolicy } from '../sync/retention.js';
+import { forget } from '../sync/forget.js';
+import { isEmptyPolicy, type GroupKey, type RetentionPolicy } from '../sync/retention.js';
 import { estimateSize } from '../sync/estimate.js';
 import { displayPath } from '../sync/local-fs.js';
 import { restore } from '../sync/restore.js';
@@ -24,7 +25,7 @@ import { mountView, type Mounted } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
-import { forgetLines, parseCount, parseGrace, parsePercent, pruneLines } from './forget.js';
+import { forgetLines, parseCount, parseGrace, parsePercent, pruneLines, retentionLines } from './forget.js';
 import { count, formatBytes, type Output } from './output.js';
 
 const program = new Command('strata')
@@ -329,22 +330,12 @@ withPruneOptions(program.commands.at(-1)!)
     if (!ids.length && isEmptyPolicy(policy)) {
       throw errors.usage('no policy given: say what to keep (--keep-last, --keep-daily, --keep-within, …) or which snapshots to forget');
     }
-    const lock = await repo.lock('forget');
-    let groups: RetentionGroup[];
-    try {
-      const all = await repo.listSnapshots((m) => out.warn(m));
-      const filter = { host: cmdOpts.host, tags: cmdOpts.tag.length ? cmdOpts.tag : undefined, paths: cmdOpts.path.length ? cmdOpts.path.map((p: string) => path.resolve(p)) : undefined };
-      const groupBy = String(cmdOpts.groupBy).split(',').filter(Boolean) as GroupKey[];
-      for (const key of groupBy) if (!['host', 'paths', 'tags'].includes(key)) throw errors.usage(`--group-by takes host, paths and tags, not "${key}"`);
-      const named = new Set(ids.map((id) => selectSnapshot(all, id).id));
-      groups = ids.length
-        ? [{ decisions: all.filter((r) => named.has(r.id)).reverse().map((ref) => ({ ref, keep: false, reasons: [] as string[] })) }]
-        : applyPolicy(all.filter((r) => matches(r, filter)), policy, groupBy);
-      const forgotten = groups.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => d.ref.id));
-      if (!cmdOpts.dryRun) for (const id of forgotten) await repo.removeSnapshot(id);
-    } finally {
-      await lock.release();
-    }
+    const groupBy = String(cmdOpts.groupBy).split(',').filter(Boolean) as GroupKey[];
+    for (const key of groupBy) if (!['host', 'paths', 'tags'].includes(key)) throw errors.usage(`--group-by takes host, paths and tags, not "${key}"`);
+    const filter = { host: cmdOpts.host, tags: cmdOpts.tag.length ? cmdOpts.tag : undefined, paths: cmdOpts.path.length ? cmdOpts.path.map((p: string) => path.resolve(p)) : undefined };
+    const groups = await forget(repo, {
+      ...(ids.length ? { ids } : { policy, groupBy, filter }), dryRun: !!cmdOpts.dryRun, onWarning: (m) => out.warn(m),
+    });
     const pruned = cmdOpts.prune ? await runPrune(repo, cmdOpts, out, signal) : undefined;
     out.result({ dryRun: !!cmdOpts.dryRun, groups: groups.map((g) => ({
       host: g.host, paths: g.paths, tags: g.tags,
@@ -435,6 +426,7 @@ program.command('status')
           ...(s.lastError ? [`    last error (${s.lastError.time}): ${s.lastError.message}`] : []),
         ].join('\n');
       }),
+      ...(status.retention ? retentionLines(status.retention) : ['  retention: off (every snapshot is kept)']),
     ]);
   }));
 

@@ -6,12 +6,44 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { errors } from '../store/errors.js';
+import { DEFAULT_SERVICE_POLICY, parseDuration, UNLIMITED } from './retention.js';
 
 const source = z.object({
   /** The folder to capture continuously. */
   path: z.string().min(1),
   tags: z.array(z.string()).default([]),
   excludes: z.array(z.string()).default([]),
+}).strict();
+
+const keepCount = z.union([z.number().int().min(0), z.literal('unlimited').transform(() => UNLIMITED)]);
+
+/** What the service keeps: restic's rules, as `strata forget --keep-*` takes them. */
+const keep = z.object({
+  last: keepCount.optional(),
+  hourly: keepCount.optional(),
+  daily: keepCount.optional(),
+  weekly: keepCount.optional(),
+  monthly: keepCount.optional(),
+  yearly: keepCount.optional(),
+  within: z.string().refine((d) => { try { parseDuration(d); return true; } catch { return false; } }, 'a duration such as 1d, 2w or 1y6m').optional(),
+  tags: z.array(z.string()).optional(),
+}).strict().refine((k) => Object.values(k).some((v) => v !== undefined), 'keeps nothing: name at least one rule (or set "retention" to null)');
+
+const prune = z.object({
+  /** A prune at most this often, after a retention pass. */
+  everyHours: z.number().positive().default(24),
+  /** Percent of a pack's bytes that may be unused before it is repacked. */
+  maxUnusedPercent: z.number().min(0).max(100).default(5),
+  /** How long condemned packs stand before they are deleted (readers without a lock learn of it meanwhile). */
+  graceSeconds: z.number().min(0).default(60),
+}).strict();
+
+const retention = z.object({
+  keep: keep.default(DEFAULT_SERVICE_POLICY),
+  /** How often the policy is applied to the service's own snapshots (this host, each source's path). */
+  everyMinutes: z.number().positive().default(60),
+  /** null: never prune (space is then freed only by `strata prune`). */
+  prune: prune.nullable().prefault({}),
 }).strict();
 
 const schema = z.object({
@@ -32,6 +64,8 @@ const schema = z.object({
   snapshotWhenUnchanged: z.boolean().default(false),
   /** Also mount every version here (read-only FUSE), for as long as the service runs. */
   mount: z.string().optional(),
+  /** Thinning of old snapshots and freeing their space; null keeps every snapshot forever. */
+  retention: retention.nullable().prefault({}),
 }).strict();
 
 export type ServiceConfig = z.infer<typeof schema>;

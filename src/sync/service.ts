@@ -4,8 +4,9 @@
  * most one per minimum interval), reading only the folders that changed. A
  * full walk runs at start, after a watcher overflow or error, after a failed
  * capture, and on the periodic schedule. A source that cannot be watched (a
- * network mount) is walked fully every few minutes instead. Status is written
- * to a JSON file for `strata status`.
+ * network mount) is walked fully every few minutes instead. Retention and prune
+ * run beside the captures (src/sync/upkeep.ts). Status is written to a JSON
+ * file for `strata status`.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -16,6 +17,7 @@ import { findParent } from '../store/select.js';
 import { capture } from './capture.js';
 import { ChangeJournal, unchangedFolders, type Changes } from './journal.js';
 import type { ServiceConfig } from './service-config.js';
+import { Upkeep, type RetentionStatus } from './upkeep.js';
 
 export interface Log {
   info(obj: object, msg: string): void;
@@ -42,6 +44,8 @@ export interface ServiceStatus {
   started: string;
   updated: string;
   sources: SourceStatus[];
+  /** Absent when the config turns retention off. */
+  retention?: RetentionStatus;
 }
 
 /** A source that cannot be watched is walked this often. */
@@ -67,6 +71,9 @@ export class CaptureService {
   private readonly abort = new AbortController();
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  private readonly upkeep?: Upkeep;
+  /** A retention pass in progress: a promise apart from `running`, so that captures go on beside it. */
+  private upkeeping?: Promise<void>;
   private readonly started = new Date().toISOString();
 
   private constructor(
@@ -75,16 +82,18 @@ export class CaptureService {
     private readonly log: Log,
     private readonly statusFile: string,
     private readonly now: () => number,
+    earlier?: ServiceStatus,
   ) {
     this.sources = config.sources.map((s) => ({
       path: path.resolve(s.path), tags: s.tags, excludes: s.excludes,
       lastEventAt: 0, lastCaptureAt: -Infinity, lastFullWalkAt: -Infinity,
       status: { path: path.resolve(s.path), watching: false, capturing: false, pending: 'full walk' },
     }));
+    if (config.retention) this.upkeep = new Upkeep(repo, config.retention, this.sources.map((s) => s.path), log, now, earlier?.retention);
   }
 
   static async start(repo: Repository, config: ServiceConfig, log: Log, statusFile: string, now = Date.now): Promise<CaptureService> {
-    const service = new CaptureService(repo, config, log, statusFile, now);
+    const service = new CaptureService(repo, config, log, statusFile, now, await readStatus(statusFile));
     for (const source of service.sources) await service.watch(source);
     await service.writeStatus();
     service.timer = setInterval(() => service.tick(), TICK_MS);
@@ -96,6 +105,7 @@ export class CaptureService {
     return {
       pid: process.pid, host: os.hostname(), repository: this.repo.backend.location, started: this.started,
       updated: new Date(this.now()).toISOString(), sources: this.sources.map((s) => ({ ...s.status })),
+      ...(this.upkeep ? { retention: this.upkeep.status() } : {}),
     };
   }
 
@@ -103,14 +113,14 @@ export class CaptureService {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.abort.abort();
-    await this.running?.catch(() => {});
+    await Promise.all([this.running?.catch(() => {}), this.upkeeping]);
     for (const s of this.sources) await s.journal?.close();
     await this.writeStatus();
   }
 
-  /** Waits until the capture in progress, if any, is done (for tests). */
+  /** Waits until the capture and the retention pass in progress, if any, are done (for tests). */
   async idle(): Promise<void> {
-    await this.running;
+    await Promise.all([this.running, this.upkeeping]);
   }
 
   private async watch(source: SourceState): Promise<void> {
@@ -140,7 +150,15 @@ export class CaptureService {
   }
 
   private tick(): void {
-    if (this.running || this.abort.signal.aborted) return;
+    if (this.abort.signal.aborted) return;
+    // Retention waits for every source's first capture (at start, the full walks come first), then keeps its own schedule.
+    if (this.upkeep && !this.upkeeping && this.sources.every((s) => s.lastCaptureAt > -Infinity) && this.upkeep.due()) {
+      this.upkeeping = this.upkeep.run(this.abort.signal, () => this.writeStatus()).finally(() => {
+        this.upkeeping = undefined;
+        return this.writeStatus();
+      });
+    }
+    if (this.running) return;
     for (const s of this.sources) {
       if (!s.journal && s.watchFailedAt !== undefined && this.now() - s.watchFailedAt > RETRY_WATCH_MS) void this.watch(s);
     }

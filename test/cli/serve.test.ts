@@ -86,3 +86,20 @@ t.test('kill -9 mid-capture, restart: the repository checks out and capture resu
   t.ok(Date.now() - stopping < 5000, 'stops within a few seconds');
   t.equal(strata(['check', '--read-data'], env).code, 0);
 });
+
+t.test('strata status says what the service\'s retention kept and forgot, and by which rule', async (t) => {
+  const { source, env, configFile } = await setup(t, { retention: { keep: { last: 1 }, everyMinutes: 0.01, prune: null } });
+  await fs.writeFile(path.join(source, 'a.txt'), 'one');
+  t.equal(strata(['init'], env).code, 0);
+  const service = strataAsync(['serve', '--config', configFile], env);
+  t.teardown(async () => {
+    service.child.kill('SIGTERM');
+    await service.done;
+  });
+  t.ok(await until(() => snapshots(env).length === 1), 'the first snapshot');
+  await fs.writeFile(path.join(source, 'a.txt'), 'two');
+  const statusText = () => strata(['status', '--config', configFile], env).stdout;
+  t.ok(await until(() => /forgot 1 snapshot, kept 1 \(last 1\)/.test(statusText()), 10_000), 'the status names what was forgotten and the rule that kept the rest');
+  t.match(statusText(), /retention: keep last 1/, 'and the policy');
+  t.equal(snapshots(env).length, 1, 'one snapshot is left');
+});

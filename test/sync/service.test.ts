@@ -1,29 +1,35 @@
 /**
  * Continuous capture with a real watcher on real folders: every kind of change
- * reaches a snapshot within the configured window, and a restart catches what
- * happened while the service was down.
+ * reaches a snapshot within the configured window, a restart catches what
+ * happened while the service was down, and retention thins the snapshots and
+ * frees their space while captures go on.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { packObjectName } from '../../src/store/pack.js';
+import { check } from '../../src/sync/check.js';
 import { parseConfig } from '../../src/sync/service-config.js';
 import { CaptureService, type Log } from '../../src/sync/service.js';
 import { resolvePath, walkTree } from '../../src/sync/tree-walk.js';
+import { packBytes } from '../kit/packs.js';
+import { Random } from '../kit/random.js';
 import { newRepository } from '../kit/repo.js';
 import { tempDir } from '../kit/tmp.js';
+import { until } from '../kit/wait.js';
 
 const quiet: Log = { info() {}, warn() {}, error() {} };
 
-async function setup(t: Parameters<typeof tempDir>[0]) {
+async function setup(t: Parameters<typeof tempDir>[0], more: object = {}) {
   const dir = tempDir(t);
   const source = path.join(dir, 'share');
   await fs.mkdir(path.join(source, 'docs'), { recursive: true });
   await fs.writeFile(path.join(source, 'docs', 'a.txt'), 'a');
   await fs.writeFile(path.join(source, 'old.txt'), 'old');
   const { repo } = await newRepository(t);
-  const config = parseConfig({ repository: 'unused', sources: [{ path: source }], settleSeconds: 0.2, minIntervalSeconds: 0.5 }, 'test');
-  const start = async () => {
-    const service = await CaptureService.start(repo, config, quiet, path.join(dir, 'status.json'));
+  const config = parseConfig({ repository: 'unused', sources: [{ path: source }], settleSeconds: 0.2, minIntervalSeconds: 0.5, ...more }, 'test');
+  const start = async (log = quiet) => {
+    const service = await CaptureService.start(repo, config, log, path.join(dir, 'status.json'));
     t.teardown(() => service.stop());
     return service;
   };
@@ -115,4 +121,57 @@ t.test('config errors name the key', async (t) => {
   t.throws(() => parseConfig({ repository: '/r', sources: [{ path: '/s' }], setleSeconds: 2 }, 'strata.json'), { code: 'USAGE', message: /unknown key "setleSeconds"/ });
   t.throws(() => parseConfig({ repository: '/r', sources: [{ path: '/s', tags: 'x' }] }, 'strata.json'), { message: /sources\.0\.tags/ });
   t.throws(() => parseConfig({ repository: '/r', sources: [] }, 'strata.json'), { message: /sources/ });
+});
+
+t.test('retention forgets what its policy does not keep, and a prune frees the space while a capture goes ahead', async (t) => {
+  // A pass every 0.6 s, a prune in each (its grace period long enough to capture during it).
+  const { source, repo, start, waitFor, latest, dir } = await setup(t, { retention: { keep: { last: 2 }, everyMinutes: 0.01, prune: { everyHours: 1e-6, graceSeconds: 3 } } });
+  const logged: string[] = [];
+  const log: Log = { info: (_, m) => logged.push(m), warn: (_, m) => logged.push(`warning: ${m}`), error: (_, m) => logged.push(`error: ${m}`) };
+  const service = await start(log);
+  await waitFor(['docs/', 'docs/a.txt=a', 'old.txt=old']);
+  for (let i = 0; i < 4; i++) {
+    await fs.writeFile(path.join(source, `v${i}.bin`), new Random(i).bytes(200_000));
+    await until(async () => (await repo.listSnapshots()).some((r) => r.snapshot.summary.files === 3 + i));
+  }
+  const before = await packBytes(repo.backend.location);
+  await fs.rm(path.join(source, 'v0.bin'));
+  t.ok(await until(async () => (await repo.listSnapshots()).length === 2, 10_000), 'the service kept the last 2 snapshots');
+  t.ok(await until(() => service.status().retention?.running === 'prune', 10_000), 'and began a prune');
+  await fs.writeFile(path.join(source, 'during-prune.txt'), 'kept');
+  t.ok(await until(async () => (await latest()).includes('during-prune.txt=kept')), 'a change during the prune reached a snapshot');
+  t.equal(service.status().retention?.running, 'prune', 'before the prune was done');
+  t.ok(await until(async () => await packBytes(repo.backend.location) < before - 150_000, 15_000), 'the prune freed the space of the forgotten file');
+  t.ok(service.status().retention?.lastPrune, 'and says so in the status');
+  await service.idle();
+  const status = JSON.parse(await fs.readFile(path.join(dir, 'status.json'), 'utf8'));
+  const pass = status.retention.lastForget.sources[0];
+  t.equal(pass.kept, 2, 'the status says what was kept');
+  t.equal(pass.keptBy.last, 2, 'and by which rule');
+  t.ok(logged.some((m) => /^retention forgot \d+ snapshots/.test(m)), 'the log says what was forgotten');
+  t.notOk(logged.some((m) => m.startsWith('error')), 'no errors');
+  t.same((await check(repo, { readData: true })).problems, [], 'the repository checks clean, data read');
+  t.ok((await latest()).some((f) => f.startsWith('v3.bin=')), 'and the newest snapshot has its files');
+});
+
+t.test('a retention pass that fails is an error in the log and the status', async (t) => {
+  const { repo, start, waitFor, dir } = await setup(t, { retention: { keep: { last: 5 }, everyMinutes: 0.01 } });
+  const errorsLogged: string[] = [];
+  await waitForFirstSnapshotThenBreak();
+  const service = await start({ ...quiet, error: (_, m) => errorsLogged.push(m) });
+  t.ok(await until(() => service.status().retention?.lastError !== undefined, 10_000), 'the failure is in the status');
+  t.match(service.status().retention?.lastError?.message, /retention failed: prune stopped, nothing was deleted/);
+  t.match(errorsLogged[0], /retention failed/, 'and logged as an error');
+  const saved = JSON.parse(await fs.readFile(path.join(dir, 'status.json'), 'utf8'));
+  t.match(saved.retention.lastError.message, /prune stopped/, 'and written for `strata status`');
+
+  /** A first snapshot, then its top tree's pack removed: marking cannot read it, so prune must stop. */
+  async function waitForFirstSnapshotThenBreak() {
+    const first = await start();
+    await waitFor(['docs/', 'docs/a.txt=a', 'old.txt=old']);
+    await first.stop();
+    const tree = (await repo.listSnapshots()).at(-1)!.snapshot.tree;
+    await repo.backend.remove(packObjectName(repo.locate(tree)!.pack));
+    await fs.rm(path.join(dir, 'status.json')); // a first run for the new service: its prune is due at once
+  }
 });

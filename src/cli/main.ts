@@ -12,7 +12,7 @@ import { Repository } from '../store/repository.js';
 import { findParent, selectSnapshot } from '../store/select.js';
 import { capture } from '../sync/capture.js';
 import { prune, type PruneResult } from '../store/prune.js';
-import { check } from '../sync/check.js';
+import { check, parseSubset } from '../sync/check.js';
 import { forget } from '../sync/forget.js';
 import { isEmptyPolicy, type GroupKey, type RetentionPolicy } from '../sync/retention.js';
 import { estimateSize } from '../sync/estimate.js';
@@ -25,6 +25,7 @@ import { mountView, type Mounted } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
+import { checkLines, problemLines, verifyLines } from './check.js';
 import { forgetLines, parseCount, parseGrace, parsePercent, pruneLines, retentionLines } from './forget.js';
 import { count, formatBytes, type Output } from './output.js';
 
@@ -213,23 +214,35 @@ program.command('restore')
   .argument('<snapshot>', '"<id prefix|latest>[:<path inside the snapshot>]"')
   .requiredOption('-t, --target <dir>', 'folder to restore into (created if missing)')
   .option('-i, --include <pattern>', 'restore only matching paths (repeatable; relative to the restored path)', collect, [])
+  .option('--no-lock', 'take no lock (a read-only repository; a prune running meanwhile may then remove what it reads)')
   .action(async (spec: string, cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
     const signal = interruptible();
     return withRepository(globals(cmd), out, true, async (repo) => {
-      const { snap, entry, isRoot } = await resolveTarget(repo, spec, out);
-      const progress = out.progress('restore');
-      const totalBytes = isRoot ? snap.snapshot.summary.bytes : undefined;
-      const result = await restore(repo, entry, cmdOpts.target, {
-        includes: cmdOpts.include, signal, isRoot,
-        onProgress: (p) => progress.update({ ...p, totalBytes }),
-        onError: (p, m) => out.warn(`${p}: ${m}`),
-      }).finally(() => progress.stop());
-      out.result({ snapshot: snap.id, target: path.resolve(cmdOpts.target), ...result }, () =>
-        `restored ${result.files} files (${formatBytes(result.bytes)}) of snapshot ${shortId(snap.id)} to ${path.resolve(cmdOpts.target)}` +
-        (result.errors.length ? `; ${result.errors.length} errors` : ''));
-      return result.errors.length ? 3 : 0;
+      // A shared lock: a prune that schedules deletions meanwhile waits for this restore before deleting.
+      const lock = cmdOpts.lock ? await repo.lock('restore') : undefined;
+      try {
+        return await restoreLocked(repo, spec, cmdOpts, out, signal);
+      } finally {
+        await lock?.release();
+      }
     });
   }));
+
+/** The body of `restore`, under its lock. */
+async function restoreLocked(repo: Repository, spec: string, cmdOpts: { target: string; include: string[] }, out: Output, signal: AbortSignal): Promise<number> {
+  const { snap, entry, isRoot } = await resolveTarget(repo, spec, out);
+  const progress = out.progress('restore');
+  const totalBytes = isRoot ? snap.snapshot.summary.bytes : undefined;
+  const result = await restore(repo, entry, cmdOpts.target, {
+    includes: cmdOpts.include, signal, isRoot,
+    onProgress: (p) => progress.update({ ...p, totalBytes }),
+    onError: (p, m) => out.warn(`${p}: ${m}`),
+  }).finally(() => progress.stop());
+  out.result({ snapshot: snap.id, target: path.resolve(cmdOpts.target), ...result }, () =>
+    `restored ${result.files} files (${formatBytes(result.bytes)}) of snapshot ${shortId(snap.id)} to ${path.resolve(cmdOpts.target)}` +
+    (result.errors.length ? `; ${result.errors.length} errors` : ''));
+  return result.errors.length ? 3 : 0;
+}
 
 program.command('diff')
   .description('show what changed between two snapshots (+ added, - removed, M modified, T type changed)')
@@ -263,16 +276,25 @@ program.command('stats')
   })));
 
 program.command('check')
-  .description('verify the repository: packs, trees, and (with --read-data) every blob')
-  .option('--read-data', 'read and verify every stored blob')
+  .description('verify the repository: packs against the index, every snapshot\'s trees and chunks; with --read-data, every byte')
+  .option('--read-data', 'read every pack whole: its bytes against its name, every blob authenticated')
+  .option('--read-data-subset <n/m|p%>', 'read only part n of m of the packs (m runs read each once), or a random share such as 10%')
+  .option('--no-lock', 'take no lock (a read-only repository; a prune running meanwhile may then be reported as damage)')
   .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    const subset = cmdOpts.readDataSubset === undefined ? undefined : parseSubset(cmdOpts.readDataSubset);
+    const readData = !!cmdOpts.readData || !!subset;
+    const lock = cmdOpts.lock ? await repo.lock('check') : undefined;
+    const progress = out.progress('check', 'packs');
     const result = await check(repo, {
-      readData: !!cmdOpts.readData,
-      onProblem: (p) => out.warn(`${p.object}: ${p.message}${p.affects.length ? ` (affects ${p.affects.join(', ')})` : ''}`),
+      readData, subset, signal: interruptible(),
+      onProgress: (p) => progress.update({ files: p.phase === 'packs' ? p.done : p.total, bytes: p.packBytesDone, totalBytes: p.packBytes, current: p.phase }),
+    }).finally(async () => {
+      progress.stop();
+      await lock?.release();
     });
-    out.result(result, () => `checked ${result.packs} packs, ${result.snapshots} snapshots, ${result.trees} trees` +
-      (cmdOpts.readData ? `, ${result.blobsRead} blobs read` : '') + `: ${result.problems.length ? `${result.problems.length} problems` : 'no problems'}`);
-    if (result.problems.length) throw errors.corrupt(`the repository has ${result.problems.length} problems (listed above)`);
+    for (const p of result.problems) out.warn(problemLines(p).join('\n'));
+    out.result(result, () => checkLines(result, readData));
+    if (result.problems.length) throw errors.corrupt(`the repository has ${count(result.problems.length, 'problem')} (listed above)`);
   })));
 
 program.command('repair')
@@ -280,7 +302,8 @@ program.command('repair')
   .command('index')
   .description('rebuild the local index from the pack trailers')
   .action(async (_o, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, false, async (repo) => {
-    const result = await repo.rebuildIndex((m) => out.warn(m));
+    const lock = await repo.lock('repair index', { exclusive: true });
+    const result = await repo.rebuildIndex((m) => out.warn(m)).finally(() => lock.release());
     out.result(result, () => `index rebuilt from ${result.packs} packs` + (result.damaged.length ? `; ${result.damaged.length} damaged packs skipped` : ''));
   })));
 
@@ -427,6 +450,7 @@ program.command('status')
         ].join('\n');
       }),
       ...(status.retention ? retentionLines(status.retention) : ['  retention: off (every snapshot is kept)']),
+      ...(status.verify ? verifyLines(status.verify) : ['  verification: off (stored data is not read back)']),
     ]);
   }));
 

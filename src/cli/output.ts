@@ -12,7 +12,8 @@ export interface Output {
   line(value: unknown, human: string): void;
   warn(message: string): void;
   info(message: string): void;
-  progress(kind: 'backup' | 'restore'): Progress;
+  /** `unit`: what `files` counts (files; packs for check). */
+  progress(kind: 'backup' | 'restore' | 'check', unit?: string): Progress;
 }
 
 export interface Progress {
@@ -43,9 +44,9 @@ export function makeOutput(json: boolean, quiet = false): Output {
     info(message) {
       if (!json && !quiet) process.stderr.write(`${message}\n`);
     },
-    progress(kind) {
+    progress(kind, unit = 'files') {
       if (json || quiet || !process.stderr.isTTY) return noProgress;
-      return terminalProgress(kind);
+      return terminalProgress(kind, unit);
     },
   };
 }
@@ -53,7 +54,7 @@ export function makeOutput(json: boolean, quiet = false): Output {
 /** Loaded on a terminal only: a command run by a script or a service does not pay for it. */
 const loadProgressBars = (): typeof import('cli-progress') => createRequire(import.meta.url)('cli-progress');
 
-function terminalProgress(kind: string): Progress {
+function terminalProgress(kind: string, unit: string): Progress {
   const started = Date.now();
   const cliProgress = loadProgressBars();
   const bar = new cliProgress.SingleBar({
@@ -63,7 +64,7 @@ function terminalProgress(kind: string): Progress {
         ? `${kind} ${(options.barCompleteString ?? '').slice(0, Math.round(params.progress * 30)).padEnd(30, '░')} ${Math.floor(params.progress * 100)}% | `
         : `${kind} | `;
       const eta = payload.estimated ? ` | ETA ${formatSeconds(params.eta)}` : '';
-      return `${head}${payload.files} files | ${payload.done} | ${payload.rate}/s${eta} | ${payload.current}`;
+      return `${head}${payload.files} ${unit} | ${payload.done} | ${payload.rate}/s${eta} | ${payload.current}`;
     },
     barCompleteChar: '█',
     stream: process.stderr,
@@ -98,8 +99,8 @@ const formatSeconds = (s: number): string =>
 
 const shorten = (s: string): string => (s.length > 40 ? `…${s.slice(-39)}` : s);
 
-/** "1 file", "2 files". */
-export const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+/** "1 file", "2 files" (or the plural given). */
+export const count = (n: number, noun: string, plural = `${noun}s`): string => `${n} ${n === 1 ? noun : plural}`;
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -159,13 +159,24 @@ export class BlobIndex {
     return this.db.getSync(key(PACK, Buffer.from(packId, 'hex'))) !== undefined;
   }
 
+  /** The blob ids recorded for a pack; undefined when the pack is not indexed. */
+  blobsOf(packId: string): Buffer[] | undefined {
+    const record = this.db.getSync(key(PACK, Buffer.from(packId, 'hex')));
+    return record && idsIn(record);
+  }
+
+  /** True when this process works on a private copy (another process holds the index). */
+  get isPrivateCopy(): boolean {
+    return this.privateCopy !== undefined;
+  }
+
   /** Records a durable pack and its blobs in one atomic batch (a blob already indexed elsewhere now points here). */
   async addPack(packId: string, blobs: BlobLocation[]): Promise<void> {
     const pid = Buffer.from(packId, 'hex');
     const batch = this.db.batch();
     for (const b of blobs) batch.put(key(BLOB, b.id), encodeEntry(pid, b));
     batch.put(key(PACK, pid), Buffer.concat(blobs.map((b) => b.id)));
-    await batch.write();
+    await this.write(batch);
   }
 
   /**
@@ -199,7 +210,7 @@ export class BlobIndex {
         if (!wanted.size) break;
       }
     }
-    await batch.write();
+    await this.write(batch);
   }
 
   private blobsOfPack(pid: Buffer): Buffer[] {
@@ -224,7 +235,20 @@ export class BlobIndex {
   async rememberFolders(folders: readonly FolderSeen[]): Promise<void> {
     const batch = this.db.batch();
     for (const f of folders) batch.put(folderKey(f.device, f.inode), f.tree);
-    await batch.write();
+    await this.write(batch);
+  }
+
+  /** Writes a batch; a full or failing cache disk is a clear error (the index is a cache: nothing stored is lost). */
+  private async write(batch: ReturnType<Db['batch']>): Promise<void> {
+    try {
+      await batch.write();
+    } catch (e) {
+      const where = `the local index at ${this.db.location}`;
+      if (/No space left on device/.test((e as Error).message)) {
+        throw errors.noSpace(`no space left on the cache disk of ${where}: free some, or set STRATA_CACHE_DIR to a disk with room; nothing stored was lost`, { cause: e });
+      }
+      throw errors.backend(`cannot write ${where}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   async clear(): Promise<void> {

@@ -4,7 +4,7 @@
  * second prune); `repair` takes an exclusive one. Prune never needs backups to stop:
  * it waits for the locks that were held when it scheduled deletions (see prune.ts).
  * A lock is stale when its process is gone (same host) or it has not been
- * refreshed for STALE_MS (another host that crashed).
+ * refreshed for STALE_MS (another host that crashed); the next locker removes it.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -12,6 +12,7 @@ import type { Backend } from './backend/backend.js';
 import { sealToBuffer, type Sealer } from './crypto.js';
 import { errors, isStrataError } from './errors.js';
 import { decodeLock, encodeLock, type LockRecord } from './format/records.js';
+import { processRuns } from './process.js';
 
 const REFRESH_MS = 5 * 60 * 1000;
 const STALE_MS = 30 * 60 * 1000;
@@ -24,13 +25,7 @@ export interface Lock {
 
 export function isStale(lock: LockRecord, now = Date.now(), host = os.hostname()): boolean {
   if (now - Date.parse(lock.time) > STALE_MS) return true;
-  if (lock.host !== host) return false;
-  try {
-    process.kill(lock.pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return lock.host === host && !processRuns(lock.pid);
 }
 
 export async function* listLocks(backend: Backend, sealer: Sealer): AsyncIterable<{ name: string; lock: LockRecord }> {
@@ -53,7 +48,9 @@ const lockedBy = (name: string, lock: LockRecord): Error => errors.locked(
 export async function acquireLock(backend: Backend, sealer: Sealer, opts: { exclusive: boolean; purpose: string; alone?: boolean }): Promise<Lock> {
   const conflicts = (lock: LockRecord): boolean => lock.exclusive || opts.exclusive || (!!opts.alone && lock.purpose === opts.purpose);
   for await (const { name, lock } of listLocks(backend, sealer)) {
-    if (!isStale(lock) && conflicts(lock)) throw lockedBy(name, lock);
+    // Stale locks count for nothing; the first locker after a crash clears them away.
+    if (isStale(lock)) await backend.remove(name).catch(() => {});
+    else if (conflicts(lock)) throw lockedBy(name, lock);
   }
   const name = `locks/${randomBytes(16).toString('hex')}`;
   const since = new Date().toISOString();

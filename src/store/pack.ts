@@ -81,16 +81,31 @@ export class PackWriter {
 export async function readPackTrailer(backend: Backend, packId: string, sealer: Sealer): Promise<BlobLocation[]> {
   const name = packObjectName(packId);
   const { size } = await backend.stat(name);
-  const what = `pack ${packId}`;
-  if (size < LENGTH_BYTES) throw errors.corrupt(`${what} is truncated (${size} bytes)`);
   const tailLength = Math.min(size, TAIL_GUESS);
   let tail = await backend.load(name, { offset: size - tailLength, length: tailLength });
-  if (tail.length !== tailLength) throw errors.corrupt(`${what} is shorter than its listed size`);
-  const trailerLength = tail.readUInt32LE(tail.length - LENGTH_BYTES);
-  if (trailerLength + LENGTH_BYTES > size) throw errors.corrupt(`${what} is truncated or its trailer length is damaged`);
+  if (tail.length !== tailLength) throw errors.corrupt(`pack ${packId} is shorter than its listed size`);
+  const trailerLength = trailerLengthOf(tail, size, packId);
   if (trailerLength + LENGTH_BYTES > tailLength) {
     tail = await backend.load(name, { offset: size - LENGTH_BYTES - trailerLength, length: trailerLength + LENGTH_BYTES });
   }
+  return blobsOfTrailer(tail, trailerLength, size, packId, sealer);
+}
+
+/** The trailer of a pack read whole (check --read-data). */
+export function parsePackTrailer(pack: Buffer, packId: string, sealer: Sealer): BlobLocation[] {
+  return blobsOfTrailer(pack, trailerLengthOf(pack, pack.length, packId), pack.length, packId, sealer);
+}
+
+/** The trailer's length from the last bytes of a pack of `size` bytes (`tail` ends where the pack ends). */
+function trailerLengthOf(tail: Buffer, size: number, packId: string): number {
+  if (size < LENGTH_BYTES) throw errors.corrupt(`pack ${packId} is truncated (${size} bytes)`);
+  const trailerLength = tail.readUInt32LE(tail.length - LENGTH_BYTES);
+  if (trailerLength + LENGTH_BYTES > size) throw errors.corrupt(`pack ${packId} is truncated or its trailer length is damaged`);
+  return trailerLength;
+}
+
+function blobsOfTrailer(tail: Buffer, trailerLength: number, size: number, packId: string, sealer: Sealer): BlobLocation[] {
+  const what = `pack ${packId}`;
   const sealed = tail.subarray(tail.length - LENGTH_BYTES - trailerLength, tail.length - LENGTH_BYTES);
   const blobs = decodeTrailer(sealer.open(sealed, `trailer of ${what}`), `trailer of ${what}`);
   const dataEnd = size - LENGTH_BYTES - trailerLength;

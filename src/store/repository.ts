@@ -30,9 +30,9 @@ import { decodeTree, type Entry, type TreeBuilder } from './format/tree.js';
 import { BlobIndex, type IndexEntry, type IndexedPack } from './index-db.js';
 import { acquireLock, removeLocks, type Lock } from './lock.js';
 import { Lru } from './lru.js';
-import { PackWriter, packIdFromName, packObjectName, readPackTrailer, type SavedPack } from './pack.js';
+import { PackWriter, packIdFromName, packObjectName, parsePackTrailer, readPackTrailer, type SavedPack } from './pack.js';
 import type {
-  BlobReader, BlobWriter, DirectReads, FolderMemory, FolderSeen, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader,
+  BlobReader, BlobWriter, DirectReads, FolderMemory, FolderSeen, PackReader, PackVerdict, SnapshotLister, SnapshotRef, SnapshotWriter, TreeReader,
 } from './roles.js';
 
 /** Packs of 8 MiB: about 130,000 objects per terabyte, and little memory while one fills and one saves. */
@@ -85,7 +85,7 @@ async function exists(backend: Backend, name: string): Promise<boolean> {
   }
 }
 
-export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMemory, SnapshotLister, SnapshotWriter {
+export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMemory, PackReader, SnapshotLister, SnapshotWriter {
   private readonly hasher: BlobHasher;
   readonly sealing: SealingKeys;
   private readonly compression: CompressionCode;
@@ -129,6 +129,11 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
 
   static async init(backend: Backend, opts: InitOptions): Promise<RepoConfig> {
     if (await exists(backend, 'config')) throw errors.alreadyExists(`a repository already exists at ${backend.location}`);
+    const held = await repositoryObjectIn(backend);
+    if (held) {
+      throw errors.alreadyExists(`${backend.location} holds a repository's objects (${held}) but no config: ` +
+        'a new repository here would leave them unreadable; open it as it is (its config copy is read), or choose an empty location');
+    }
     const encrypted = opts.encrypted ?? true;
     if (encrypted && !opts.password) throw errors.usage('a password is needed to create an encrypted repository');
     const keys: MasterKeys = { encryption: randomKey(), id: randomKey() };
@@ -146,31 +151,68 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       created: new Date().toISOString(),
       ...(opts.compression && opts.compression !== 'lz4' ? { compression: opts.compression } : {}),
     };
-    // The key first: a config without a key would be a repository nobody can open.
-    await backend.save(`keys/${sha256(keyFile).toString('hex')}`, keyFile);
-    await backend.save('config', sealToBuffer(sealerFor(encrypted, keys), encodeConfig(config)));
+    // The key first: a config without a key would be a repository nobody can open. Each also has a copy:
+    // without its config or every key, nothing in a repository can be read.
+    const keyName = `keys/${sha256(keyFile).toString('hex')}`;
+    await backend.save(keyName, keyFile);
+    await backend.save(copyOf(keyName), keyFile);
+    const sealedConfig = sealToBuffer(sealerFor(encrypted, keys), encodeConfig(config));
+    await backend.save(copyOf('config'), sealedConfig);
+    await backend.save('config', sealedConfig);
     return config;
   }
 
   static async open(backend: Backend, opts: OpenOptions): Promise<Repository> {
-    let sealedConfig: Buffer;
-    try {
-      sealedConfig = await backend.load('config');
-    } catch (e) {
-      if (isStrataError(e, 'NOT_FOUND')) {
-        throw errors.notARepository(`there is no Strata repository at ${backend.location} (no config): create one with \`strata init\``);
-      }
-      throw e;
+    const sealedConfigs = await loadWithCopy(backend, 'config');
+    if (!sealedConfigs.length) {
+      const held = await repositoryObjectIn(backend);
+      if (held) throw errors.corrupt(`the repository at ${backend.location} has lost its config and the config's copy (it holds ${held})`);
+      throw errors.notARepository(`there is no Strata repository at ${backend.location} (no config): create one with \`strata init\``);
     }
-    const keys = await unlockKeys(backend, opts.password);
+    const keys = await unlockKeys(backend, opts.password, opts.onWarning);
     const encrypted = keys.encrypted;
     const sealer = sealerFor(encrypted, keys.master);
-    const config = decodeConfig(sealer.open(sealedConfig, 'config'));
+    let config: RepoConfig | undefined;
+    let damage: unknown;
+    for (const { name, data } of sealedConfigs) {
+      try {
+        config = decodeConfig(sealer.open(data, name));
+        if (name !== 'config') opts.onWarning?.(`the repository's config is missing or damaged: its copy ${name} was read`);
+        break;
+      } catch (e) {
+        if (!isStrataError(e, 'CORRUPT')) throw e;
+        damage ??= e;
+      }
+    }
+    if (!config) throw damage;
     if (config.encrypted !== encrypted) throw errors.corrupt('config and key disagree on encryption');
     const index = await BlobIndex.open(path.join(opts.cacheDir ?? defaultCacheDir(), config.id, 'index'), { shared: !!opts.readOnly });
     const repo = new Repository(backend, config, sealer, keys.master, index);
+    if (!opts.readOnly) await repo.mendCopies(sealedConfigs, keys.intact, keys.damaged, opts.onWarning);
     await repo.refresh(opts.onWarning, true);
     return repo;
+  }
+
+  /**
+   * A writer puts back a config or key file that is missing or damaged from its intact twin,
+   * and makes copies that a repository made before copies existed lacks.
+   */
+  private async mendCopies(configs: { name: string; data: Buffer }[], intactKeys: Map<string, Buffer>, damagedKeys: Set<string>,
+    onWarning?: (message: string) => void): Promise<void> {
+    const good = configs.find((c) => { try { decodeConfig(this.sealer.open(c.data, c.name)); return true; } catch { return false; } })!;
+    for (const name of ['config', copyOf('config')]) {
+      const held = configs.find((c) => c.name === name);
+      if (held?.data.equals(good.data)) continue;
+      await this.backend.save(name, good.data);
+      if (held || name === 'config') onWarning?.(`${name} was ${held ? 'damaged' : 'missing'}: written again from its copy`);
+    }
+    for (const [keyName, data] of intactKeys) {
+      for (const name of [keyName, copyOf(keyName)]) {
+        if (!damagedKeys.has(name) && await exists(this.backend, name)) continue;
+        await this.backend.save(name, data);
+        if (damagedKeys.has(name)) onWarning?.(`key file ${name} was damaged: written again from its twin`);
+      }
+    }
   }
 
   /**
@@ -258,6 +300,10 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
 
   /** Throws the index away and rebuilds it from pack trailers (`strata repair index`). */
   async rebuildIndex(onWarning?: (message: string) => void): Promise<{ packs: number; removed: number; damaged: string[] }> {
+    if (this.index.isPrivateCopy) {
+      throw errors.locked('the local index is held by another Strata process on this machine (`strata serve` or a backup): ' +
+        'stop it first (this process could only rebuild a private copy, thrown away when it ends)');
+    }
     await this.index.clear();
     return this.syncIndex(onWarning);
   }
@@ -357,10 +403,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     this.throwSavingError();
     if (this.closing) throw errors.interrupted('the repository was closed while a pack was being written');
     if (writer.empty || (!flushing && !writer.full)) return;
-    const job = writer.save().then(
-      (pack) => this.packSaved(pack),
-      (e) => { this.savingError ??= e; },
-    );
+    // A failure to save the pack or to index it ends the writing: flush and the next store throw it.
+    const job = writer.save().then((pack) => this.packSaved(pack)).catch((e: unknown) => { this.savingError ??= e; });
     const tracked = job.finally(() => this.saving.delete(tracked));
     this.saving.add(tracked);
   }
@@ -434,13 +478,54 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
         entry = await this.located(type, id, entry);
       }
     }
-    const what = `${type} blob ${hex} in pack ${entry.pack}`;
-    if (sealed.length !== entry.length) throw errors.corrupt(`${what} is cut short: the pack is truncated`);
+    if (sealed.length !== entry.length) throw errors.corrupt(`${type} blob ${hex} in pack ${entry.pack} is cut short: the pack is truncated`);
+    return this.openBlob(entry, id, sealed);
+  }
+
+  /** Authenticates, decompresses and re-checks the id of a sealed blob (large ones in the thread pool). */
+  private async openBlob(entry: { pack: string; type: BlobType; rawLength: number; compressed: boolean }, id: Buffer, sealed: Buffer): Promise<Buffer> {
+    const what = `${entry.type} blob ${id.toString('hex')} in pack ${entry.pack}`;
     const { key } = this.sealer;
     const { idKey } = this.hasher;
     if (entry.rawLength < OPEN_IN_POOL_BYTES) return opened(what, () => native.openBlob(sealed, key, idKey, entry.compressed, entry.rawLength, id));
     return openedInPool(what, () => new Promise<Buffer>((resolve, reject) => native.openBlobAsync(sealed, key, idKey, entry.compressed, entry.rawLength, id,
       (err, raw) => (err ? reject(err) : resolve(raw)))));
+  }
+
+  // ---- PackReader
+
+  async *listPacks(): AsyncIterable<{ id: string; size: number }> {
+    for await (const { name, size } of this.backend.list('packs/')) {
+      const id = packIdFromName(name);
+      if (/^[0-9a-f]{64}$/.test(id)) yield { id, size };
+    }
+  }
+
+  packTrailer(id: string): Promise<PackedBlob[]> {
+    return readPackTrailer(this.backend, id, this.sealer);
+  }
+
+  indexedBlobsOf(pack: string): Buffer[] | undefined {
+    return this.index.blobsOf(pack);
+  }
+
+  async verifyPack(id: string): Promise<PackVerdict> {
+    const bytes = await this.backend.load(packObjectName(id));
+    const verdict: PackVerdict = { bytes: bytes.length, matchesName: sha256(bytes).toString('hex') === id, blobs: [], damaged: [] };
+    try {
+      verdict.blobs = parsePackTrailer(bytes, id, this.sealer);
+    } catch (e) {
+      if (!isStrataError(e, 'CORRUPT')) throw e;
+      verdict.trailerDamage = (e as Error).message;
+      return verdict;
+    }
+    for (const b of verdict.blobs) {
+      await this.openBlob({ ...b, pack: id }, b.id, bytes.subarray(b.offset, b.offset + b.length)).catch((e) => {
+        if (!isStrataError(e, 'CORRUPT')) throw e;
+        verdict.damaged.push({ type: b.type, id: b.id, message: (e as Error).message });
+      });
+    }
+    return verdict;
   }
 
   /**
@@ -589,21 +674,79 @@ function sealerFor(encrypted: boolean, keys: MasterKeys): Sealer {
   return encrypted ? new AeadSealer(keys.encryption) : new PlainSealer();
 }
 
-/** Tries the password on every key file; WRONG_PASSWORD when none opens. */
-async function unlockKeys(backend: Backend, password: string | undefined): Promise<{ master: MasterKeys; encrypted: boolean }> {
-  let sawKey = false;
-  for await (const { name } of backend.list('keys/')) {
-    sawKey = true;
-    const key = decodeKeyFile(await backend.load(name), `key ${name}`);
-    if (key.kdf.N === 0) return { master: decodeMasterKeys(key.master), encrypted: false };
-    if (!password) throw errors.wrongPassword('this repository is encrypted: give its password (STRATA_PASSWORD or STRATA_PASSWORD_FILE)');
-    const sealer = new AeadSealer(await deriveKey(password, key.salt, key.kdf));
+/** Where the copy of a config or key file lives. */
+const copyOf = (name: string): string => `copies/${name}`;
+
+/** The object and its copy that exist, original first. */
+async function loadWithCopy(backend: Backend, name: string): Promise<{ name: string; data: Buffer }[]> {
+  const found = [];
+  for (const n of [name, copyOf(name)]) {
     try {
-      return { master: decodeMasterKeys(sealer.open(key.master, `key ${name}`)), encrypted: true };
+      found.push({ name: n, data: await backend.load(n) });
     } catch (e) {
-      if (!isStrataError(e, 'CORRUPT')) throw e;
+      if (!isStrataError(e, 'NOT_FOUND')) throw e;
     }
   }
-  if (!sawKey) throw errors.corrupt(`the repository at ${backend.location} has no key files (keys/ is empty or missing)`);
+  return found;
+}
+
+/** The first kind of repository object found at a location ("keys/…", "packs/…"), if any. */
+async function repositoryObjectIn(backend: Backend): Promise<string | undefined> {
+  for (const prefix of ['keys/', 'copies/', 'snapshots/', 'packs/']) {
+    for await (const { name } of backend.list(prefix)) return name;
+  }
+  return undefined;
+}
+
+interface UnlockedKeys {
+  master: MasterKeys;
+  encrypted: boolean;
+  /** Intact key files by their name in keys/, and the names (in keys/ or copies/keys/) found damaged. */
+  intact: Map<string, Buffer>;
+  damaged: Set<string>;
+}
+
+/**
+ * Tries the password on every key file and its copy. A key file is named by the hash
+ * of its bytes, so damage is told from a wrong password: WRONG_PASSWORD when no intact
+ * key opens, CORRUPT when none opens and some were damaged.
+ */
+async function unlockKeys(backend: Backend, password: string | undefined, onWarning?: (message: string) => void): Promise<UnlockedKeys> {
+  const names = new Set<string>();
+  for await (const { name } of backend.list('keys/')) names.add(name);
+  for await (const { name } of backend.list(copyOf('keys/'))) names.add(name.slice('copies/'.length));
+  if (!names.size) throw errors.corrupt(`the repository at ${backend.location} has no key files (keys/ is empty or missing)`);
+  const intact = new Map<string, Buffer>();
+  const damaged = new Set<string>();
+  let unlocked: { master: MasterKeys; encrypted: boolean } | undefined;
+  for (const name of names) {
+    for (const held of await loadWithCopy(backend, name)) {
+      if (sha256(held.data).toString('hex') !== name.slice('keys/'.length)) {
+        damaged.add(held.name);
+        continue;
+      }
+      intact.set(name, held.data);
+      if (unlocked) break;
+      const key = decodeKeyFile(held.data, `key ${held.name}`);
+      if (key.kdf.N === 0) {
+        unlocked = { master: decodeMasterKeys(key.master), encrypted: false };
+        break;
+      }
+      if (!password) throw errors.wrongPassword('this repository is encrypted: give its password (STRATA_PASSWORD or STRATA_PASSWORD_FILE)');
+      const sealer = new AeadSealer(await deriveKey(password, key.salt, key.kdf));
+      try {
+        unlocked = { master: decodeMasterKeys(sealer.open(key.master, `key ${held.name}`)), encrypted: true };
+      } catch (e) {
+        if (!isStrataError(e, 'CORRUPT')) throw e;
+      }
+      break; // an intact file that did not open: its twin, if intact, holds the same bytes
+    }
+  }
+  if (damaged.size) onWarning?.(`damaged key files (their bytes no longer match their names): ${[...damaged].join(', ')}`);
+  if (unlocked) return { ...unlocked, intact, damaged };
+  if (damaged.size && intact.size < names.size) {
+    throw errors.corrupt(`no intact key of the repository at ${backend.location} opens with this password, and ${[...damaged].join(', ')} ` +
+      'are damaged (with no intact twin): if the password is right, its key is lost');
+  }
   throw errors.wrongPassword(`wrong password: no key of the repository at ${backend.location} opens with it`);
 }

@@ -5,7 +5,7 @@
  */
 import type { SealingKeys } from '../native.js';
 import type { Entry, TreeBuilder } from './format/tree.js';
-import type { BlobType, Snapshot } from './format/records.js';
+import type { BlobLocation as PackedBlob, BlobType, Snapshot } from './format/records.js';
 
 export interface BlobReader {
   /** Loads, authenticates, decompresses and re-checks the id of a blob. */
@@ -89,4 +89,34 @@ export interface DirectReads {
   /** The key blob ids are made with (HMAC-SHA256). */
   id: Buffer;
   locate(id: Buffer): BlobLocation | undefined;
+}
+
+/**
+ * For check: the packs as the backend holds them, and what the index records of them.
+ */
+export interface PackReader {
+  /** Every pack object, with its size. */
+  listPacks(): AsyncIterable<{ id: string; size: number }>;
+  /** The blobs a pack's trailer lists (CORRUPT when it cannot be read). */
+  packTrailer(id: string): Promise<PackedBlob[]>;
+  /** Reads a pack whole: whether its bytes still hash to its name, and which blobs fail to open. */
+  verifyPack(id: string): Promise<PackVerdict>;
+  /** The blob ids the index records for a pack; undefined when it is not indexed. */
+  indexedBlobsOf(pack: string): Buffer[] | undefined;
+  /** Where the index places a blob. */
+  locate(id: Buffer): (BlobLocation & { type: BlobType }) | undefined;
+  /** The pack that held a blob, when that pack was found gone without a prune. */
+  lostPackOf(id: Buffer): string | undefined;
+  /** Every indexed blob (check looks for trees no snapshot reaches). */
+  indexedBlobs(): AsyncIterable<[Buffer, { type: BlobType }]>;
+}
+
+export interface PackVerdict {
+  bytes: number;
+  /** False: the pack's bytes changed since it was written (or it was replaced by another). */
+  matchesName: boolean;
+  /** Set when the trailer cannot be read; `blobs` is then empty. */
+  trailerDamage?: string;
+  blobs: PackedBlob[];
+  damaged: { type: BlobType; id: Buffer; message: string }[];
 }

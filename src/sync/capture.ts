@@ -141,6 +141,12 @@ class Walker {
   readonly foldersSeen: FolderSeen[] = [];
   /** Namespaces of every xattr captured; undefined once a reused subtree's cannot be known. */
   xattrNamespaces: Set<string> | undefined = new Set();
+  /**
+   * The first repository failure (disk full, storage error, interruption): it ends the backup.
+   * Reads still on their way then fail too (the repository closes under them): they are not
+   * the files' fault and are not reported, so the failure is said once.
+   */
+  private stopped = false;
 
   constructor(private readonly repo: CaptureRepo, private readonly opts: CaptureOptions, private readonly summary: Counters) {
     this.cut = makeCutter(opts.chunker);
@@ -236,6 +242,7 @@ class Walker {
   }
 
   private error(p: string, message: string): void {
+    if (this.stopped) return;
     this.summary.errors.push({ path: p, message });
     this.opts.onError?.(p, message);
   }
@@ -423,7 +430,10 @@ class Walker {
         result = await this.readFile(p, entry);
       } catch (e) {
         // Repository failures (disk full, backend, interruption) stop the backup; a file that cannot be read does not.
-        if (e instanceof StrataError) throw e;
+        if (e instanceof StrataError || this.stopped) {
+          this.stopped = true;
+          throw e;
+        }
         this.summary.files--;
         this.summary.bytes -= listedSize;
         this.error(displayPath(p), (e as Error).message);

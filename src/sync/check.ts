@@ -1,90 +1,285 @@
 /**
- * Integrity check: every pack's trailer opens, every snapshot's trees load, every
- * chunk a file needs is indexed and its pack is present; with `readData`, every blob of every pack is
- * read, authenticated and its id re-checked. Problems name the object and the
- * files they affect; nothing is changed.
+ * Integrity check, read-only. Packs first: every trailer opens and lists the
+ * blobs the index records for that pack (a pack replaced or swapped for another
+ * does not), and with `readData` the chosen packs are read whole, their bytes
+ * hashed against their names and every blob opened. Then every snapshot's trees
+ * are walked (each tree once): every tree loads and every chunk a file needs is
+ * indexed in a pack that is there and undamaged. Each problem names the damaged
+ * object and the snapshots and files it takes from them; trees that no snapshot
+ * reaches are counted apart, since a lost snapshot record shows only there.
  */
-import { isStrataError } from '../store/errors.js';
+import { randomInt } from 'node:crypto';
+import { errors, isStrataError } from '../store/errors.js';
 import type { Entry } from '../store/format/tree.js';
-import { packIdFromName, readPackTrailer } from '../store/pack.js';
-import type { Repository } from '../store/repository.js';
+import type { PackReader, SnapshotRef, TreeReader } from '../store/roles.js';
 import { displayPath } from './local-fs.js';
 
+export interface CheckedRepository extends PackReader, TreeReader {
+  listSnapshots(onWarning?: (message: string) => void): Promise<SnapshotRef[]>;
+  /** Learns of packs that other processes added or removed since the index last looked. */
+  syncIndex(): Promise<unknown>;
+}
+
+/** Which packs `readData` reads: part n of m (by pack id, so m runs read everything once), or a random share. */
+export type PackSubset = { part: number; of: number } | { percent: number };
+
 export interface CheckProblem {
+  /** "pack <id>", "tree <id>", "data blob <id>", "snapshot <id>". */
   object: string;
   message: string;
-  /** Files (snapshot id prefix + path) that cannot be restored whole because of it. */
-  affects: string[];
+  /** Ids of the snapshots that cannot be restored whole because of it. */
+  snapshots: string[];
+  /** Files and folders it affects, as "<snapshot id prefix>:<path>" (the first MAX_NAMED). */
+  files: string[];
+  filesAffected: number;
 }
 
 export interface CheckResult {
   packs: number;
+  packsRead: number;
+  bytesRead: number;
+  blobsRead: number;
   snapshots: number;
   trees: number;
-  blobsRead: number;
   problems: CheckProblem[];
+  /**
+   * Indexed trees that no snapshot reaches; `tops` of them are reached by no other tree
+   * (each a snapshot forgotten but not pruned, a backup running or interrupted, or a lost
+   * snapshot record), the first of which are shown with the names they hold.
+   */
+  unreached: { trees: number; tops: number; examples: { tree: string; names: string[] }[] };
 }
 
-export async function check(repo: Repository, opts: { readData?: boolean; onProblem?: (p: CheckProblem) => void } = {}): Promise<CheckResult> {
-  const result: CheckResult = { packs: 0, snapshots: 0, trees: 0, blobsRead: 0, problems: [] };
-  const problem = (p: CheckProblem): void => {
-    result.problems.push(p);
-    opts.onProblem?.(p);
+export interface CheckProgress {
+  phase: 'packs' | 'snapshots';
+  /** Packs, or snapshots, done and in all. */
+  done: number;
+  total: number;
+  /** Bytes of the packs done (read whole or not), and of all packs. */
+  packBytesDone: number;
+  packBytes: number;
+}
+
+export interface CheckOptions {
+  readData?: boolean;
+  /** With readData: only these packs are read (all others still have their trailers checked). */
+  subset?: PackSubset;
+  onProgress?: (p: CheckProgress) => void;
+  signal?: AbortSignal;
+}
+
+const MAX_NAMED = 1000;
+/** Unreached trees read to find the topmost ones; past this only their count is told. */
+const MAX_UNREACHED_READ = 10_000;
+const MAX_EXAMPLES = 5;
+
+/** "2/5" or "10%" (the --read-data-subset forms restic users know). */
+export function parseSubset(spec: string): PackSubset {
+  const part = /^(\d+)\/(\d+)$/.exec(spec);
+  if (part) {
+    const [n, m] = [Number(part[1]), Number(part[2])];
+    if (m >= 1 && n >= 1 && n <= m) return { part: n, of: m };
+  }
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(spec);
+  if (percent && Number(percent[1]) > 0 && Number(percent[1]) <= 100) return { percent: Number(percent[1]) };
+  throw errors.usage(`--read-data-subset takes "n/m" (1 ≤ n ≤ m) or a percentage such as "10%", not "${spec}"`);
+}
+
+function chosen(packs: string[], subset: PackSubset | undefined): Set<string> {
+  if (!subset) return new Set(packs);
+  if ('part' in subset) return new Set(packs.filter((id) => parseInt(id.slice(0, 8), 16) % subset.of === subset.part - 1));
+  const wanted = Math.ceil((packs.length * subset.percent) / 100);
+  const pool = [...packs];
+  for (let i = 0; i < wanted; i++) {
+    const j = i + randomInt(pool.length - i);
+    [pool[i], pool[j]] = [pool[j], pool[i]];
+  }
+  return new Set(pool.slice(0, wanted));
+}
+
+/** A problem being gathered: what it takes from which snapshots. */
+interface Gathered {
+  object: string;
+  message: string;
+  snapshots: Set<string>;
+  files: string[];
+  filesAffected: number;
+}
+
+/** Something wrong below a tree: the problem's key and the path from that tree ('' for the tree itself). */
+interface Damage {
+  cause: string;
+  path: string;
+}
+
+const NO_DAMAGE: Damage[] = [];
+
+export async function check(repo: CheckedRepository, opts: CheckOptions = {}): Promise<CheckResult> {
+  const result: CheckResult = { packs: 0, packsRead: 0, bytesRead: 0, blobsRead: 0, snapshots: 0, trees: 0, problems: [], unreached: { trees: 0, tops: 0, examples: [] } };
+  const gathered = new Map<string, Gathered>();
+  const problem = (object: string, message: string): string => {
+    if (!gathered.has(object)) gathered.set(object, { object, message, snapshots: new Set(), files: [], filesAffected: 0 });
+    return object;
   };
-  const badChunks = new Map<string, string>();
-  const packs = new Set<string>();
-  for await (const { name } of repo.backend.list('packs/')) {
-    const packId = packIdFromName(name);
-    packs.add(packId);
-    result.packs++;
+  /** Blob id (hex) → the key of the problem that makes it unreadable. */
+  const badBlobs = new Map<string, string>();
+  const markPack = (pack: string, message: string): void => {
+    const key = problem(`pack ${pack}`, message);
+    for (const id of repo.indexedBlobsOf(pack) ?? []) badBlobs.set(id.toString('hex'), key);
+  };
+
+  // ---- packs
+  const sizes = new Map<string, number>();
+  for await (const { id, size } of repo.listPacks()) sizes.set(id, size);
+  result.packs = sizes.size;
+  const toRead = opts.readData ? chosen([...sizes.keys()], opts.subset) : new Set<string>();
+  let done = 0;
+  let packBytesDone = 0;
+  const packBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+  for (const [pack, size] of [...sizes]) {
+    if (opts.signal?.aborted) throw errors.interrupted('check interrupted: nothing was changed');
+    opts.onProgress?.({ phase: 'packs', done: done++, total: result.packs, packBytesDone, packBytes });
+    packBytesDone += size;
     try {
-      const blobs = await readPackTrailer(repo.backend, packId, repo.sealer);
-      if (!opts.readData) continue;
-      for (const b of blobs) {
-        try {
-          await repo.loadBlob(b.type, b.id);
-          result.blobsRead++;
-        } catch (e) {
-          if (!isStrataError(e, 'CORRUPT')) throw e;
-          badChunks.set(b.id.toString('hex'), (e as Error).message);
+      if (toRead.has(pack)) {
+        const verdict = await repo.verifyPack(pack);
+        result.packsRead++;
+        result.bytesRead += verdict.bytes;
+        result.blobsRead += verdict.blobs.length - verdict.damaged.length;
+        if (verdict.trailerDamage) markPack(pack, verdict.trailerDamage);
+        else if (!listsIndexed(repo, pack, verdict.blobs)) {
+          markPack(pack, verdict.matchesName ? 'intact, but the index records other blobs for it: run `strata repair index`'
+            : 'its bytes no longer match its name and it holds other blobs than the index records for it: it was replaced or swapped with another pack');
+        } else if (!verdict.matchesName) {
+          // Only the blobs that fail to open are lost: the others authenticated, their ids checked.
+          const key = problem(`pack ${pack}`, `its bytes no longer match its name (${verdict.damaged.length} of ${verdict.blobs.length} blobs fail to open): it is damaged`);
+          for (const d of verdict.damaged) badBlobs.set(d.id.toString('hex'), key);
+        }
+      } else {
+        const blobs = await repo.packTrailer(pack);
+        if (!listsIndexed(repo, pack, blobs)) {
+          markPack(pack, 'its trailer lists other blobs than the index records for it: the pack was replaced or swapped with another (`strata check --read-data` reads it)');
         }
       }
     } catch (e) {
-      if (!isStrataError(e, 'CORRUPT')) throw e;
-      problem({ object: `pack ${packId}`, message: (e as Error).message, affects: [] });
+      if (isStrataError(e, 'NOT_FOUND')) sizes.delete(pack); // removed since the listing (a prune carrying out a schedule)
+      else if (isStrataError(e, 'CORRUPT')) markPack(pack, (e as Error).message);
+      else throw e;
     }
   }
-  const seenTrees = new Set<string>();
-  for (const { id, snapshot } of await repo.listSnapshots((m) => problem({ object: 'snapshot', message: m, affects: [] }))) {
-    result.snapshots++;
-    const walk = async (tree: Buffer, prefix: string): Promise<void> => {
-      const key = tree.toString('hex');
-      let entries: Entry[];
-      try {
-        entries = await repo.loadTree(tree);
-      } catch (e) {
-        if (!isStrataError(e, 'CORRUPT') && !isStrataError(e, 'UNSAFE_PATH')) throw e;
-        problem({ object: `tree ${key}`, message: (e as Error).message, affects: [`${id.slice(0, 8)}:${prefix || '/'}`] });
-        return;
+
+  // ---- snapshots and their trees
+  const packProblems = new Map(gathered);
+  let walked = new Map<string, Damage[]>();
+  let missing = false;
+  const walkAll = async (): Promise<void> => {
+    gathered.clear();
+    for (const [key, g] of packProblems) gathered.set(key, { ...g, snapshots: new Set() });
+    walked = new Map();
+    missing = false;
+    result.trees = 0;
+    const snapshots = await repo.listSnapshots((m) => {
+      const name = /^snapshot ([0-9a-f]+)/.exec(m)?.[1];
+      problem(name ? `snapshot ${name}` : 'snapshot', m);
+    });
+    result.snapshots = snapshots.length;
+    let done = 0;
+    for (const { id, snapshot } of snapshots) {
+      if (opts.signal?.aborted) throw errors.interrupted('check interrupted: nothing was changed');
+      opts.onProgress?.({ phase: 'snapshots', done: done++, total: snapshots.length, packBytesDone, packBytes });
+      for (const d of await walk(snapshot.tree)) {
+        const g = gathered.get(d.cause)!;
+        g.snapshots.add(id);
+        g.filesAffected++;
+        if (g.files.length < MAX_NAMED) g.files.push(`${id.slice(0, 8)}:${d.path || '/'}`);
       }
-      if (seenTrees.has(key)) return;
-      seenTrees.add(key);
-      result.trees++;
-      for (const e of entries) {
-        const p = `${prefix}/${displayPath(e.name)}`;
-        if (e.type === 'dir') await walk(e.subtree!, p);
-        for (const chunk of e.chunks ?? []) {
-          const hex = chunk.toString('hex');
-          const pack = repo.packOf(chunk);
-          const lost = !pack && repo.lostPackOf(chunk);
-          const bad = lost ? `pack ${lost} holding data blob ${hex} is missing`
-            : !pack ? `data blob ${hex} is missing`
-            : !packs.has(pack) ? `pack ${pack} holding data blob ${hex} is missing` : badChunks.get(hex);
-          if (bad) problem({ object: `data blob ${hex}`, message: bad, affects: [`${id.slice(0, 8)}:${p}`] });
-        }
+    }
+  };
+  const causeOfChunk = (chunk: Buffer): string | undefined => {
+    const hex = chunk.toString('hex');
+    const bad = badBlobs.get(hex);
+    if (bad) return bad;
+    const entry = repo.locate(chunk);
+    if (!entry || !sizes.has(entry.pack)) missing = true;
+    if (!entry) {
+      const lost = repo.lostPackOf(chunk);
+      return lost ? problem(`pack ${lost}`, 'missing from the repository (no prune deleted it)') : problem(`data blob ${hex}`, 'missing: no pack holds it');
+    }
+    return sizes.has(entry.pack) ? undefined : problem(`pack ${entry.pack}`, 'missing from the repository');
+  };
+  /** Tree id (latin1 key) → what is wrong below it; each tree is read once, however many snapshots share it. */
+  const walk = async (tree: Buffer): Promise<Damage[]> => {
+    const key = tree.toString('latin1');
+    const known = walked.get(key);
+    if (known) return known;
+    let entries: Entry[];
+    try {
+      entries = await repo.loadTree(tree);
+    } catch (e) {
+      if (!isStrataError(e, 'CORRUPT') && !isStrataError(e, 'UNSAFE_PATH')) throw e;
+      const cause = badBlobs.get(tree.toString('hex')) ?? problem(`tree ${tree.toString('hex')}`, (e as Error).message);
+      const damage = [{ cause, path: '' }];
+      walked.set(key, damage);
+      return damage;
+    }
+    result.trees++;
+    const damage: Damage[] = [];
+    for (const e of entries) {
+      const name = `/${displayPath(e.name)}`;
+      if (e.type === 'dir') for (const d of await walk(e.subtree!)) damage.push({ cause: d.cause, path: name + d.path });
+      const causes = new Set<string>();
+      for (const chunk of e.chunks ?? []) {
+        const cause = causeOfChunk(chunk);
+        if (cause) causes.add(cause);
       }
-    };
-    await walk(snapshot.tree, '');
+      for (const cause of causes) damage.push({ cause, path: name });
+    }
+    const kept = damage.length ? damage : NO_DAMAGE;
+    walked.set(key, kept);
+    return kept;
+  };
+  await walkAll();
+  if (missing) {
+    // A backup that ran meanwhile made snapshots whose packs came after the listing or
+    // after this process's index last looked: look again before calling them missing.
+    await repo.syncIndex();
+    for await (const { id, size } of repo.listPacks()) if (!sizes.has(id)) sizes.set(id, size);
+    await walkAll();
   }
+  result.unreached = await unreachedTrees(repo, walked);
+  result.problems = [...gathered.values()].map((g) => ({ ...g, snapshots: [...g.snapshots] }));
   return result;
+}
+
+/** True when a trailer lists exactly the blobs the index records for the pack (a pack the index does not know yet passes). */
+function listsIndexed(repo: PackReader, pack: string, blobs: readonly { id: Buffer }[]): boolean {
+  const indexed = repo.indexedBlobsOf(pack);
+  if (!indexed) return true;
+  if (indexed.length !== blobs.length) return false;
+  const listed = new Set(blobs.map((b) => b.id.toString('latin1')));
+  return indexed.every((id) => listed.has(id.toString('latin1')));
+}
+
+/**
+ * Indexed trees that no snapshot reaches, and the topmost of them: each top is a
+ * snapshot forgotten but not pruned yet, a backup running or interrupted, or a
+ * snapshot whose record was lost (nothing else can tell a lost record).
+ */
+async function unreachedTrees(repo: CheckedRepository, walked: ReadonlyMap<string, unknown>): Promise<CheckResult['unreached']> {
+  const unreached: Buffer[] = [];
+  for await (const [id, { type }] of repo.indexedBlobs()) if (type === 'tree' && !walked.has(id.toString('latin1'))) unreached.push(Buffer.from(id));
+  if (!unreached.length || unreached.length > MAX_UNREACHED_READ) return { trees: unreached.length, tops: 0, examples: [] };
+  const below = new Set<string>();
+  const names = new Map<string, string[]>();
+  for (const tree of unreached) {
+    const entries = await repo.loadTree(tree).catch(() => [] as Entry[]);
+    names.set(tree.toString('latin1'), entries.map((e) => displayPath(e.name)));
+    for (const e of entries) if (e.subtree) below.add(e.subtree.toString('latin1'));
+  }
+  const tops = unreached.filter((t) => !below.has(t.toString('latin1')));
+  return {
+    trees: unreached.length,
+    tops: tops.length,
+    examples: tops.slice(0, MAX_EXAMPLES).map((t) => ({ tree: t.toString('hex'), names: names.get(t.toString('latin1'))! })),
+  };
 }

@@ -46,6 +46,13 @@ const retention = z.object({
   prune: prune.nullable().prefault({}),
 }).strict();
 
+const verify = z.object({
+  /** A verification pass at most this often. */
+  everyHours: z.number().positive().default(24),
+  /** Each pass reads one part of the packs whole (by pack id): every byte is read once every `parts` passes. */
+  parts: z.number().int().min(1).default(7),
+}).strict();
+
 const schema = z.object({
   /** The repository (a local folder). */
   repository: z.string().min(1),
@@ -66,6 +73,8 @@ const schema = z.object({
   mount: z.string().optional(),
   /** Thinning of old snapshots and freeing their space; null keeps every snapshot forever. */
   retention: retention.nullable().prefault({}),
+  /** Rolling verification (`strata check --read-data-subset`); null never reads the data back. */
+  verify: verify.nullable().prefault({}),
 }).strict();
 
 export type ServiceConfig = z.infer<typeof schema>;

@@ -5,8 +5,8 @@
  * full walk runs at start, after a watcher overflow or error, after a failed
  * capture, and on the periodic schedule. A source that cannot be watched (a
  * network mount) is walked fully every few minutes instead. Retention and prune
- * run beside the captures (src/sync/upkeep.ts). Status is written to a JSON
- * file for `strata status`.
+ * (src/sync/upkeep.ts) and rolling verification (src/sync/verify.ts) run beside
+ * the captures. Status is written to a JSON file for `strata status`.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -15,9 +15,11 @@ import { isStrataError } from '../store/errors.js';
 import type { Repository } from '../store/repository.js';
 import { findParent } from '../store/select.js';
 import { capture } from './capture.js';
+import type { Chore } from './chore.js';
 import { ChangeJournal, unchangedFolders, type Changes } from './journal.js';
 import type { ServiceConfig } from './service-config.js';
 import { Upkeep, type RetentionStatus } from './upkeep.js';
+import { Verification, type VerifyStatus } from './verify.js';
 
 export interface Log {
   info(obj: object, msg: string): void;
@@ -46,6 +48,7 @@ export interface ServiceStatus {
   sources: SourceStatus[];
   /** Absent when the config turns retention off. */
   retention?: RetentionStatus;
+  verify?: VerifyStatus;
 }
 
 /** A source that cannot be watched is walked this often. */
@@ -72,7 +75,10 @@ export class CaptureService {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private readonly upkeep?: Upkeep;
-  /** A retention pass in progress: a promise apart from `running`, so that captures go on beside it. */
+  private readonly verification?: Verification;
+  /** Retention and verification, run one after the other on their own schedules. */
+  private readonly chores: Chore[] = [];
+  /** A chore in progress: a promise apart from `running`, so that captures go on beside it. */
   private upkeeping?: Promise<void>;
   private readonly started = new Date().toISOString();
 
@@ -90,6 +96,8 @@ export class CaptureService {
       status: { path: path.resolve(s.path), watching: false, capturing: false, pending: 'full walk' },
     }));
     if (config.retention) this.upkeep = new Upkeep(repo, config.retention, this.sources.map((s) => s.path), log, now, earlier?.retention);
+    if (config.verify) this.verification = new Verification(repo, config.verify, log, now, earlier?.verify);
+    for (const chore of [this.upkeep, this.verification]) if (chore) this.chores.push(chore);
   }
 
   static async start(repo: Repository, config: ServiceConfig, log: Log, statusFile: string, now = Date.now): Promise<CaptureService> {
@@ -106,6 +114,7 @@ export class CaptureService {
       pid: process.pid, host: os.hostname(), repository: this.repo.backend.location, started: this.started,
       updated: new Date(this.now()).toISOString(), sources: this.sources.map((s) => ({ ...s.status })),
       ...(this.upkeep ? { retention: this.upkeep.status() } : {}),
+      ...(this.verification ? { verify: this.verification.status() } : {}),
     };
   }
 
@@ -151,9 +160,12 @@ export class CaptureService {
 
   private tick(): void {
     if (this.abort.signal.aborted) return;
-    // Retention waits for every source's first capture (at start, the full walks come first), then keeps its own schedule.
-    if (this.upkeep && !this.upkeeping && this.sources.every((s) => s.lastCaptureAt > -Infinity) && this.upkeep.due()) {
-      this.upkeeping = this.upkeep.run(this.abort.signal, () => this.writeStatus()).finally(() => {
+    // Chores wait for every source's first capture (at start, the full walks come first), then keep their own schedules.
+    const due = this.chores.findIndex((c) => c.due());
+    if (due >= 0 && !this.upkeeping && this.sources.every((s) => s.lastCaptureAt > -Infinity)) {
+      const [chore] = this.chores.splice(due, 1);
+      this.chores.push(chore); // the others come first next time: a chore due often does not starve one due rarely
+      this.upkeeping = chore.run(this.abort.signal, () => this.writeStatus()).finally(() => {
         this.upkeeping = undefined;
         return this.writeStatus();
       });

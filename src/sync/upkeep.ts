@@ -9,9 +9,9 @@
  * in both, and the pass is tried again at the next interval.
  */
 import os from 'node:os';
-import { isStrataError } from '../store/errors.js';
 import { prune, type PruneResult } from '../store/prune.js';
 import type { Repository } from '../store/repository.js';
+import { failureOf, type Chore } from './chore.js';
 import { forget, forgottenIn } from './forget.js';
 import type { RetentionPolicy } from './retention.js';
 import type { ServiceConfig } from './service-config.js';
@@ -35,7 +35,7 @@ const FORGOTTEN_SHOWN = 20;
 
 type Retention = NonNullable<ServiceConfig['retention']>;
 
-export class Upkeep {
+export class Upkeep implements Chore {
   private readonly state: RetentionStatus;
   private lastForgetAt: number;
   private lastPruneAt: number;
@@ -79,12 +79,8 @@ export class Upkeep {
         await this.prune(this.config.prune, signal);
       }
     } catch (e) {
-      if (isStrataError(e, 'INTERRUPTED')) this.log.info({}, 'retention abandoned: stopping (a later prune finishes what this one scheduled)');
-      else {
-        const message = `retention failed: ${(e as Error).message}`;
-        this.state.lastError = { time: new Date(this.now()).toISOString(), message };
-        this.log.error({}, message);
-      }
+      // A prune stopped midway leaves its schedule: a later prune finishes it.
+      this.state.lastError = failureOf(e, 'retention', signal, this.log, this.now()) ?? this.state.lastError;
     } finally {
       this.state.running = undefined;
     }

@@ -78,7 +78,7 @@ t.test('a damaged or truncated pack is named by check and restore; other files r
   const checked = strata(['check', '--read-data'], env);
   t.equal(checked.code, 15);
   t.match(checked.stderr, new RegExp(`pack ${path.basename(victimPack)}`));
-  t.match(checked.stderr, /affects [0-9a-f]{8}:.*victim\.bin/);
+  t.match(checked.stderr, /affects 2 files or folders in 2 snapshots: [0-9a-f]{8}:.*victim\.bin, [0-9a-f]{8}:.*victim\.bin/);
 
   const target = path.join(dir, 'out');
   const restored = strata(['restore', `latest:${source}`, '--target', target], env);
@@ -103,7 +103,40 @@ t.test('a deleted pack is named by check, with the files it affects', async (t) 
   await fs.rm(victim);
   const checked = strata(['check'], env);
   t.equal(checked.code, 15);
-  t.match(checked.stderr, new RegExp(`pack ${path.basename(victim)} holding data blob [0-9a-f]{64} is missing \\(affects [0-9a-f]{8}:.*lost\\.bin\\)`));
+  t.match(checked.stderr, new RegExp(`pack ${path.basename(victim)}: missing from the repository \\(no prune deleted it\\)\n  affects 1 file or folder in 1 snapshot: [0-9a-f]{8}:.*lost\\.bin\n`));
+});
+
+t.test('two swapped packs fail a plain check, named with their files in --json; a lost snapshot record is told apart', async (t) => {
+  const { env, source, repo } = setup(t);
+  await fs.mkdir(source);
+  await fs.writeFile(path.join(source, 'a.bin'), randomStream(11, 300_000));
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  await fs.writeFile(path.join(source, 'b.bin'), randomStream(12, 300_000));
+  t.equal(strata(['backup', source, '--json'], env).code, 0);
+  const sizes = await Promise.all((await packFiles(repo)).map(async (f) => ({ f, size: (await fs.stat(f)).size })));
+  const [a, b] = sizes.sort((x, y) => y.size - x.size).map((s) => s.f);
+  const [bytesA, bytesB] = [await fs.readFile(a), await fs.readFile(b)];
+  await fs.writeFile(a, bytesB);
+  await fs.writeFile(b, bytesA);
+  const checked = strata(['check', '--json'], env);
+  t.equal(checked.code, 15, 'a plain check fails');
+  const report = JSON.parse(checked.stdout.split('\n')[0]);
+  t.same(report.problems.map((p: { object: string }) => p.object).sort(), [`pack ${path.basename(a)}`, `pack ${path.basename(b)}`].sort());
+  t.same(report.problems.flatMap((p: { files: string[] }) => p.files.map((f) => path.basename(f))).sort(), ['a.bin', 'a.bin', 'b.bin'],
+    'a.bin in both snapshots, b.bin in the second');
+  await fs.writeFile(a, bytesA);
+  await fs.writeFile(b, bytesB);
+
+  const [newest] = JSON.parse(strata(['snapshots', '--json'], env).stdout).slice(-1);
+  await fs.rm(path.join(repo, 'snapshots', newest.id));
+  const lost = strata(['check'], env);
+  t.equal(lost.code, 0, 'no damage: every snapshot left is whole');
+  t.match(lost.stdout, /\d+ trees? reached by no snapshot, 1 of them on top \(holding .*\): .*snapshot records that were lost/);
+  const bad = strata(['check', '--read-data-subset', '6/5'], env);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /--read-data-subset takes "n\/m"/);
+  t.equal(strata(['check', '--read-data-subset', '1/1'], env).code, 0, 'part 1 of 1 reads everything, and it is whole');
 });
 
 t.test('a deleted index is rebuilt; repair index rebuilds it on demand', async (t) => {
@@ -130,15 +163,35 @@ t.test('a full repository disk: clear error, nothing earlier lost', { skip: moun
   await fs.writeFile(path.join(source, 'small.txt'), 'fits');
   t.equal(strata(['init'], env).code, 0);
   t.equal(strata(['backup', source], env).code, 0);
-  await fs.writeFile(path.join(source, 'big.bin'), randomStream(2, 20 * 1024 * 1024));
+  // Many files: reads still on their way when the disk fills must not each report a failure.
+  await fs.mkdir(path.join(source, 'many'));
+  for (let i = 0; i < 200; i++) await fs.writeFile(path.join(source, 'many', `f${i}.bin`), randomStream(100 + i, 100 * 1024));
   const full = strata(['backup', source], env);
   t.equal(full.code, 18, full.stderr);
   t.match(full.stderr, /no space left on the repository disk/);
+  t.equal(full.stderr.match(/no space left/g)?.length, 1, 'said once');
+  t.equal(full.stderr.match(/^warning:/gm), null, `and nothing else: ${full.stderr.slice(0, 500)}`);
   t.equal(strata(['check'], env).code, 0, 'the repository checks out');
   t.equal(JSON.parse(strata(['snapshots', '--json'], env).stdout).length, 1);
   t.equal(strata(['dump', 'latest', path.join(source, 'small.txt')], env).stdout, 'fits');
   t.same(await fs.readdir(path.join(repo, 'tmp')), [], 'no temporary files are left');
   void dir;
+});
+
+t.test('a full cache disk (the local index): clear error, and a backup with room completes', { skip: mountSkip() }, async (t) => {
+  const { env, dir, source } = setup(t);
+  const cache = path.join(dir, 'small-cache');
+  await fs.mkdir(cache);
+  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=200k', 'tmpfs', cache]).status, 0, 'a 200 KiB cache disk');
+  t.teardown(() => { spawnSync('umount', ['-l', cache]); });
+  await fs.mkdir(source);
+  for (let i = 0; i < 2000; i++) await fs.writeFile(path.join(source, `f${i}.txt`), randomStream(i, 2000));
+  t.equal(strata(['init'], env).code, 0);
+  const full = strata(['backup', source], { ...env, STRATA_CACHE_DIR: cache });
+  t.equal(full.code, 18, full.stderr);
+  t.match(full.stderr, /^strata: no space left on the cache disk of the local index at .*STRATA_CACHE_DIR.*nothing stored was lost\n$/);
+  t.equal(strata(['backup', source], env).code, 0, 'with room, the backup completes');
+  t.equal(strata(['check', '--read-data'], env).code, 0);
 });
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
@@ -155,14 +208,17 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
     t.ok(await until(async () => (await packBytes(repo)) > 40 * 1024 * 1024, 20_000, 20), 'the backup is under way');
     run.child.kill(signal);
     const result = await run.done;
-    if (signal === 'SIGKILL') t.equal(result.signal, 'SIGKILL');
-    else {
+    if (signal === 'SIGKILL') {
+      t.equal(result.signal, 'SIGKILL');
+      t.equal((await fs.readdir(path.join(repo, 'locks'))).length, 1, 'the killed backup left its lock');
+    } else {
       t.equal(result.code, 130, result.stderr);
       t.match(result.stderr, /interrupted/);
     }
     const durable = await packBytes(repo);
     t.ok(durable < 8 * size, 'the backup was stopped before it finished');
     t.equal(strata(['check'], env).code, 0, 'check passes');
+    t.same(await fs.readdir(path.join(repo, 'locks')), [], 'the next locker cleared the dead process\'s lock');
     const snaps = JSON.parse(strata(['snapshots', '--json'], env).stdout);
     t.equal(snaps.length, 1, 'no half snapshot');
     t.equal(strata(['dump', 'latest', path.join(source, 'first.txt')], env).stdout, 'first snapshot');
@@ -173,6 +229,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
     t.ok(total < 8 * size * 1.01 + 1024 * 1024, `repository holds ${total} bytes for ${8 * size} bytes of random data: nothing stored twice`);
     t.ok(JSON.parse(resumed.stdout).summary.bytesAdded <= total - durable + 1024 * 1024, 'the resumed backup added only what was missing');
     t.equal(strata(['check', '--read-data'], env).code, 0);
+    t.same(await fs.readdir(path.join(repo, 'tmp')), [], 'no partial file of the stopped backup is left');
     void dir;
   });
 }

@@ -87,8 +87,8 @@ t.test('kill -9 mid-capture, restart: the repository checks out and capture resu
   t.equal(strata(['check', '--read-data'], env).code, 0);
 });
 
-t.test('strata status says what the service\'s retention kept and forgot, and by which rule', async (t) => {
-  const { source, env, configFile } = await setup(t, { retention: { keep: { last: 1 }, everyMinutes: 0.01, prune: null } });
+t.test('strata status says what the service\'s retention kept and forgot, by which rule, and what verification read', async (t) => {
+  const { source, env, configFile } = await setup(t, { retention: { keep: { last: 1 }, everyMinutes: 0.05, prune: null } }); // a pass every 3 s: each shows for that long
   await fs.writeFile(path.join(source, 'a.txt'), 'one');
   t.equal(strata(['init'], env).code, 0);
   const service = strataAsync(['serve', '--config', configFile], env);
@@ -102,4 +102,6 @@ t.test('strata status says what the service\'s retention kept and forgot, and by
   t.ok(await until(() => /forgot 1 snapshot, kept 1 \(last 1\)/.test(statusText()), 10_000), 'the status names what was forgotten and the rule that kept the rest');
   t.match(statusText(), /retention: keep last 1/, 'and the policy');
   t.equal(snapshots(env).length, 1, 'one snapshot is left');
+  t.ok(await until(() => /verification: part 2 of 7 next\n +last pass [\d-]+ [\d:]+: part 1, \d+ packs? \(.*\) read in \d+ s: no problems/.test(statusText()), 10_000),
+    `the default verification read its first part: ${statusText()}`);
 });

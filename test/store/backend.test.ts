@@ -1,5 +1,7 @@
-import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
 import { LocalBackend } from '../../src/store/backend/local.js';
 import { MemoryBackend } from '../../src/store/backend/memory.js';
@@ -19,4 +21,22 @@ t.test('local backend: a half-written temp file is never listed and stale ones a
   t.same(listed, ['packs/aa/aa11']);
   await b.sweepTemporaryFiles(Date.now() + 2 * 24 * 3600 * 1000);
   t.same(await fs.readdir(path.join(root, 'tmp')), []);
+});
+
+t.test('local backend: temporary files of a dead process of this host are swept at once, others only when a day old', async (t) => {
+  const root = path.join(tempDir(t), 'repo');
+  const b = new LocalBackend(root);
+  await b.save('packs/aa/aa11', Buffer.from('whole'));
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!; // a pid that has just exited
+  const host = os.hostname();
+  const files = {
+    dead: `aa22.0123456789ab.${dead}.${host}`,
+    live: `aa33.0123456789ab.${process.pid}.${host}`,
+    otherHost: `aa44.0123456789ab.${dead}.another-nas.local`,
+  };
+  for (const name of Object.values(files)) await fs.writeFile(path.join(root, 'tmp', name), 'half');
+  await b.sweepTemporaryFiles();
+  t.same((await fs.readdir(path.join(root, 'tmp'))).sort(), [files.live, files.otherHost].sort(), 'only the dead process\'s file goes');
+  await b.sweepTemporaryFiles(Date.now() + 2 * 24 * 3600 * 1000);
+  t.same(await fs.readdir(path.join(root, 'tmp')), [], 'a day later the rest go too');
 });

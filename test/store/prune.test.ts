@@ -151,3 +151,19 @@ t.test('one prune at a time; an unreadable tree stops prune before anything is d
   await t.rejects(prune(repo, NOW), { code: 'CORRUPT', message: /prune stopped, nothing was deleted/ });
   t.equal(await packBytes(repoDir), before);
 });
+
+t.test('two backups of the same data at once store it twice; prune gives back one copy', async (t) => {
+  const { repo, source, repoDir, dir } = await setup(t);
+  await writeShare(source, 3);
+  const other = await Repo.open(repo.backend, { password: PASSWORD, cacheDir: path.join(dir, 'other-cache') });
+  t.teardown(() => other.close());
+  const [a, b] = await Promise.all([backup(repo, source), backup(other, source)]);
+  const twice = await packBytes(repoDir);
+  t.ok(twice > 2 * 24 * 40 * 1024, `both stored the 24 files (${twice} bytes)`);
+  const result = await prune(repo, NOW);
+  const once = await packBytes(repoDir);
+  t.ok(once < 1.1 * 24 * 40 * 1024 + 64 * 1024, `one copy is left (${once} bytes, ${result.freedBytes} freed)`);
+  t.equal(await restoredDifferences(repo, a.snapshot.tree, source, path.join(dir, 'out-a')), '');
+  t.equal(await restoredDifferences(repo, b.snapshot.tree, source, path.join(dir, 'out-b')), '');
+  t.same((await check(repo, { readData: true })).problems, []);
+});

@@ -36,6 +36,49 @@ t.test('opening: wrong password, no repository, second init', async (t) => {
   await t.rejects(Repository.init(backend, { password: PASSWORD, kdf: CHEAP_KDF }), { code: 'ALREADY_EXISTS' });
 });
 
+t.test('a lost or damaged config or key file is read from its copy and mended by a writer; init never writes over a repository', async (t) => {
+  const { backend, dir } = await newRepository(t);
+  const root = path.join(dir, 'repo');
+  const [keyName] = await fs.readdir(path.join(root, 'keys'));
+  const open = (readOnly: boolean, warnings: string[] = []) =>
+    Repository.open(backend, { password: PASSWORD, cacheDir: tempDir(t), readOnly, onWarning: (m) => warnings.push(m) });
+  const flip = async (file: string) => {
+    const bytes = await fs.readFile(file);
+    bytes[bytes.length >> 1] ^= 0x10;
+    await fs.writeFile(file, bytes);
+  };
+
+  await fs.rm(path.join(root, 'config'));
+  await t.rejects(Repository.init(backend, { password: PASSWORD, kdf: CHEAP_KDF }), { code: 'ALREADY_EXISTS', message: /holds a repository's objects \(keys\// },
+    'init refuses a location whose config is gone but whose keys are there');
+  let warnings: string[] = [];
+  await (await open(true, warnings)).close();
+  t.match(warnings, [/config is missing or damaged: its copy copies\/config was read/], 'a reader opens from the copy');
+  await t.rejects(fs.stat(path.join(root, 'config')), { code: 'ENOENT' }, 'and writes nothing');
+  await (await open(false)).close();
+  t.ok((await fs.readFile(path.join(root, 'config'))).equals(await fs.readFile(path.join(root, 'copies', 'config'))), 'a writer puts the config back');
+
+  await flip(path.join(root, 'config'));
+  await (await open(false)).close();
+  t.ok((await fs.readFile(path.join(root, 'config'))).equals(await fs.readFile(path.join(root, 'copies', 'config'))), 'a damaged config is mended');
+
+  await flip(path.join(root, 'keys', keyName));
+  warnings = [];
+  await (await open(false, warnings)).close();
+  t.match(warnings.join('\n'), /damaged key files .*keys\//, 'a damaged key file is named');
+  t.match(warnings.join('\n'), /written again from its twin/);
+  const [again] = await fs.readdir(path.join(root, 'keys'));
+  t.equal(again, keyName);
+  await (await open(true)).close();
+
+  await flip(path.join(root, 'keys', keyName));
+  await flip(path.join(root, 'copies', 'keys', keyName));
+  await t.rejects(open(true), { code: 'CORRUPT', message: /are damaged \(with no intact twin\)/ }, 'both damaged: damage, not a wrong password');
+  await fs.rm(path.join(root, 'config'));
+  await fs.rm(path.join(root, 'copies', 'config'));
+  await t.rejects(open(true), { code: 'CORRUPT', message: /lost its config and the config's copy/ }, 'not "no repository" while objects are there');
+});
+
 t.test('blobs round-trip, deduplicate, and survive a reopen', async (t) => {
   const { repo, reopen } = await newRepository(t, undefined, { packSize: 256 * 1024 });
   const blobs = await storeSome(repo, 1, 20, 50_000);
@@ -181,6 +224,7 @@ t.test('a reader opens while a writer holds the index, and sees its durable pack
   // A second writer on the same cache works on a copy and stores only what the repository lacks.
   const second = await Repository.open(backend, { password: PASSWORD, cacheDir });
   t.equal(await second.storeBlob('data', blob.id, blob.data), 0, 'the second writer knows the first one\'s blobs');
+  await t.rejects(second.rebuildIndex(), { code: 'LOCKED', message: /held by another Strata process/ }, 'repair index refuses to rebuild a copy it would throw away');
   await second.close();
   const reader = await Repository.open(backend, { password: PASSWORD, cacheDir, readOnly: true });
   t.ok((await reader.loadBlob('data', blob.id)).equals(blob.data));

@@ -492,6 +492,36 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       (err, raw) => (err ? reject(err) : resolve(raw)))));
   }
 
+  /**
+   * The config, the key files and their copies, as check sees them: an original that is
+   * missing or damaged, a copy that is damaged (a copy not made yet is no problem: the
+   * next writer makes it).
+   */
+  async verifyHeaders(): Promise<{ object: string; message: string }[]> {
+    const problems: { object: string; message: string }[] = [];
+    const mending = ': the next writer puts it back from its copy';
+    for (const { name, data } of await loadWithCopy(this.backend, 'config')) {
+      try {
+        decodeConfig(this.sealer.open(data, name));
+      } catch (e) {
+        if (!isStrataError(e, 'CORRUPT')) throw e;
+        problems.push({ object: name, message: `damaged (${(e as Error).message})${name === 'config' ? mending : ''}` });
+      }
+    }
+    if (!await exists(this.backend, 'config')) problems.push({ object: 'config', message: `missing${mending}` });
+    const keyNames = new Set<string>();
+    for await (const { name } of this.backend.list('keys/')) keyNames.add(name);
+    for await (const { name } of this.backend.list(copyOf('keys/'))) keyNames.add(name.slice('copies/'.length));
+    for (const name of keyNames) {
+      const held = await loadWithCopy(this.backend, name);
+      for (const { name: n, data } of held) {
+        if (sha256(data).toString('hex') !== name.slice('keys/'.length)) problems.push({ object: n, message: 'damaged: its bytes no longer match its name' });
+      }
+      if (!held.some((h) => h.name === name)) problems.push({ object: name, message: `missing${mending}` });
+    }
+    return problems;
+  }
+
   // ---- PackReader
 
   async *listPacks(): AsyncIterable<{ id: string; size: number }> {

@@ -1,7 +1,8 @@
 /**
- * Integrity check, read-only. Packs first: every trailer opens and lists the
- * blobs the index records for that pack (a pack replaced or swapped for another
- * does not), and with `readData` the chosen packs are read whole, their bytes
+ * Integrity check, read-only. The config, the key files and their copies first;
+ * then the packs: every trailer opens and lists the blobs the index records for
+ * that pack (a pack replaced or swapped for another does not), and with
+ * `readData` the chosen packs are read whole, their bytes
  * hashed against their names and every blob opened. Then every snapshot's trees
  * are walked (each tree once): every tree loads and every chunk a file needs is
  * indexed in a pack that is there and undamaged. Each problem names the damaged
@@ -15,6 +16,8 @@ import type { PackReader, SnapshotRef, TreeReader } from '../store/roles.js';
 import { displayPath } from './local-fs.js';
 
 export interface CheckedRepository extends PackReader, TreeReader {
+  /** Problems of the config, the key files and their copies. */
+  verifyHeaders(): Promise<{ object: string; message: string }[]>;
   listSnapshots(onWarning?: (message: string) => void): Promise<SnapshotRef[]>;
   /** Learns of packs that other processes added or removed since the index last looked. */
   syncIndex(): Promise<unknown>;
@@ -128,6 +131,8 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
     for (const id of repo.indexedBlobsOf(pack) ?? []) badBlobs.set(id.toString('hex'), key);
   };
 
+  for (const p of await repo.verifyHeaders()) problem(p.object, p.message);
+
   // ---- packs
   const sizes = new Map<string, number>();
   for await (const { id, size } of repo.listPacks()) sizes.set(id, size);
@@ -195,15 +200,16 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
       }
     }
   };
-  const causeOfChunk = (chunk: Buffer): string | undefined => {
-    const hex = chunk.toString('hex');
+  /** Why a blob cannot be read, when its pack is damaged or gone; undefined when nothing says so. */
+  const causeOf = (type: 'data' | 'tree', id: Buffer): string | undefined => {
+    const hex = id.toString('hex');
     const bad = badBlobs.get(hex);
     if (bad) return bad;
-    const entry = repo.locate(chunk);
+    const entry = repo.locate(id);
     if (!entry || !sizes.has(entry.pack)) missing = true;
     if (!entry) {
-      const lost = repo.lostPackOf(chunk);
-      return lost ? problem(`pack ${lost}`, 'missing from the repository (no prune deleted it)') : problem(`data blob ${hex}`, 'missing: no pack holds it');
+      const lost = repo.lostPackOf(id);
+      return lost ? problem(`pack ${lost}`, 'missing from the repository (no prune deleted it)') : problem(`${type} blob ${hex}`, 'missing: no pack holds it');
     }
     return sizes.has(entry.pack) ? undefined : problem(`pack ${entry.pack}`, 'missing from the repository');
   };
@@ -217,7 +223,7 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
       entries = await repo.loadTree(tree);
     } catch (e) {
       if (!isStrataError(e, 'CORRUPT') && !isStrataError(e, 'UNSAFE_PATH')) throw e;
-      const cause = badBlobs.get(tree.toString('hex')) ?? problem(`tree ${tree.toString('hex')}`, (e as Error).message);
+      const cause = causeOf('tree', tree) ?? problem(`tree ${tree.toString('hex')}`, (e as Error).message);
       const damage = [{ cause, path: '' }];
       walked.set(key, damage);
       return damage;
@@ -229,7 +235,7 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
       if (e.type === 'dir') for (const d of await walk(e.subtree!)) damage.push({ cause: d.cause, path: name + d.path });
       const causes = new Set<string>();
       for (const chunk of e.chunks ?? []) {
-        const cause = causeOfChunk(chunk);
+        const cause = causeOf('data', chunk);
         if (cause) causes.add(cause);
       }
       for (const cause of causes) damage.push({ cause, path: name });

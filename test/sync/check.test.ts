@@ -142,7 +142,7 @@ t.test('a backup that lands while check runs: its packs are looked for again rat
   // The reader as check sees it, with the backup landing between the pack listing and the snapshots' walk.
   let landed = false;
   const between: CheckedRepository = {
-    listPacks: () => reader.listPacks(), packTrailer: (id) => reader.packTrailer(id), verifyPack: (id) => reader.verifyPack(id),
+    verifyHeaders: () => reader.verifyHeaders(), listPacks: () => reader.listPacks(), packTrailer: (id) => reader.packTrailer(id), verifyPack: (id) => reader.verifyPack(id),
     indexedBlobsOf: (p) => reader.indexedBlobsOf(p), locate: (id) => reader.locate(id), lostPackOf: (id) => reader.lostPackOf(id),
     indexedBlobs: () => reader.indexedBlobs(), loadTree: (id) => reader.loadTree(id), syncIndex: () => reader.syncIndex(),
     async listSnapshots(onWarning) {

@@ -81,6 +81,7 @@ export class CaptureService {
   /** A chore in progress: a promise apart from `running`, so that captures go on beside it. */
   private upkeeping?: Promise<void>;
   private readonly started = new Date().toISOString();
+  private statusWrites: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly repo: Repository,
@@ -127,9 +128,10 @@ export class CaptureService {
     await this.writeStatus();
   }
 
-  /** Waits until the capture and the retention pass in progress, if any, are done (for tests). */
+  /** Waits until the capture and the chore in progress, if any, are done and the status written (for tests). */
   async idle(): Promise<void> {
     await Promise.all([this.running, this.upkeeping]);
+    await this.statusWrites; // a chore's last write may still be on its way
   }
 
   private async watch(source: SourceState): Promise<void> {
@@ -225,7 +227,16 @@ export class CaptureService {
     }
   }
 
-  private async writeStatus(): Promise<void> {
+  /**
+   * Writes one at a time (captures and chores write when they like), each taking the
+   * status as it is when it starts: the file always ends with the newest.
+   */
+  private writeStatus(): Promise<void> {
+    this.statusWrites = this.statusWrites.then(() => this.writeStatusNow());
+    return this.statusWrites;
+  }
+
+  private async writeStatusNow(): Promise<void> {
     const tmp = `${this.statusFile}.${process.pid}.tmp`;
     try {
       await fs.mkdir(path.dirname(this.statusFile), { recursive: true });

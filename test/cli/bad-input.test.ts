@@ -93,7 +93,7 @@ t.test('a damaged or truncated pack is named by check and restore; other files r
   t.match(truncated.stderr, new RegExp(`pack ${path.basename(victimPack)}.*truncated`));
 });
 
-t.test('a deleted pack is named by check, with the files it affects', async (t) => {
+t.test('a deleted pack is named by check, with the files it affects; a backup of a source that still has them makes the snapshot whole', async (t) => {
   const { env, source, repo } = setup(t);
   await fs.mkdir(source);
   await fs.writeFile(path.join(source, 'lost.bin'), randomStream(4, 300_000));
@@ -104,6 +104,13 @@ t.test('a deleted pack is named by check, with the files it affects', async (t) 
   const checked = strata(['check'], env);
   t.equal(checked.code, 15);
   t.match(checked.stderr, new RegExp(`pack ${path.basename(victim)}: missing from the repository \\(no prune deleted it\\)\n  affects 1 file or folder in 1 snapshot: [0-9a-f]{8}:.*lost\\.bin\n`));
+  const [damaged] = JSON.parse(strata(['snapshots', '--json'], env).stdout);
+  const again = JSON.parse(strata(['backup', source, '--json'], env).stdout);
+  t.equal(again.summary.filesRead, 1, 'the file whose data was lost is read again, though unchanged');
+  t.equal(strata(['check', '--read-data'], env).code, 0, 'and stored again: the earlier snapshot is whole too');
+  const out = path.join(path.dirname(source), 'out');
+  t.equal(strata(['restore', `${damaged.id}:${source}`, '--target', out], env).code, 0);
+  t.ok((await fs.readFile(path.join(out, 'lost.bin'))).equals(await fs.readFile(path.join(source, 'lost.bin'))), 'byte for byte');
 });
 
 t.test('two swapped packs fail a plain check, named with their files in --json; a lost snapshot record is told apart', async (t) => {

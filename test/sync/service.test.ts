@@ -209,5 +209,5 @@ t.test('rolling verification reads one part per pass, every pack once per round,
   t.match(logged[0], new RegExp(`verification found damage: pack ${victim.id}`));
   await service.idle();
   const saved = JSON.parse(await fs.readFile(path.join(dir, 'status.json'), 'utf8'));
-  t.match(saved.verify.lastError.message, /^1 problem in part/, 'written for `strata status`, and kept by clean passes over the other part');
+  t.match(saved.verify.lastError?.message, /^1 problem in part/, 'written for `strata status`, and kept by clean passes over the other part');
 });

@@ -1,5 +1,6 @@
-/** What `strata check` prints (each problem with what it affects, the unreached trees, the summary), and the service's verification in `strata status`. */
+/** What `strata check` and `strata repair snapshots` print, and the service's verification in `strata status`. */
 import type { CheckProblem, CheckResult } from '../sync/check.js';
+import type { RepairOutcome } from '../sync/repair.js';
 import type { VerifyStatus } from '../sync/verify.js';
 import { count, formatBytes } from './output.js';
 
@@ -40,5 +41,23 @@ export function verifyLines(v: VerifyStatus): string[] {
     for (const d of p.damaged) lines.push(`      ${d.object}: ${d.message} (affects ${count(d.filesAffected, 'file or folder', 'files or folders')} in ${count(d.snapshots.length, 'snapshot')})`);
   }
   if (v.lastError) lines.push(`    last error (${v.lastError.time}): ${v.lastError.message}`);
+  return lines;
+}
+
+export function repairLines(outcomes: RepairOutcome[], dryRun: boolean, forget: boolean): string[] {
+  const lines: string[] = [];
+  for (const o of outcomes) {
+    const short = o.id.slice(0, 8);
+    if (o.state === 'intact') continue;
+    if (o.state === 'lost') lines.push(`snapshot ${short}: ${o.leftOut[0].message}`);
+    else {
+      lines.push(`snapshot ${short}: ${count(o.leftOut.length, 'file or folder', 'files and folders')} ${dryRun ? 'would be left out' : 'left out'}` +
+        (o.repaired ? `; repaired as ${o.repaired.slice(0, 8)}${forget ? ', the original forgotten' : ''}` : ''));
+      for (const l of o.leftOut.slice(0, NAMED_IN_TEXT)) lines.push(`  ${l.path}: ${l.message}`);
+      if (o.leftOut.length > NAMED_IN_TEXT) lines.push(`  and ${o.leftOut.length - NAMED_IN_TEXT} more (--json lists them)`);
+    }
+  }
+  const intact = outcomes.filter((o) => o.state === 'intact').length;
+  lines.push(`${count(outcomes.length, 'snapshot')} looked at: ${intact} intact`);
   return lines;
 }

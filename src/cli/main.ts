@@ -17,6 +17,7 @@ import { forget } from '../sync/forget.js';
 import { isEmptyPolicy, type GroupKey, type RetentionPolicy } from '../sync/retention.js';
 import { estimateSize } from '../sync/estimate.js';
 import { displayPath } from '../sync/local-fs.js';
+import { repairSnapshots } from '../sync/repair.js';
 import { restore } from '../sync/restore.js';
 import { COMPRESSIONS, type Compression } from '../store/format/records.js';
 import { rootEntry, type Entry } from '../store/format/tree.js';
@@ -25,7 +26,7 @@ import { mountView, type Mounted } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
-import { checkLines, problemLines, verifyLines } from './check.js';
+import { checkLines, problemLines, repairLines, verifyLines } from './check.js';
 import { forgetLines, parseCount, parseGrace, parsePercent, pruneLines, retentionLines } from './forget.js';
 import { count, formatBytes, type Output } from './output.js';
 
@@ -294,17 +295,35 @@ program.command('check')
     });
     for (const p of result.problems) out.warn(problemLines(p).join('\n'));
     out.result(result, () => checkLines(result, readData));
-    if (result.problems.length) throw errors.corrupt(`the repository has ${count(result.problems.length, 'problem')} (listed above)`);
+    if (result.problems.length) {
+      throw errors.corrupt(`the repository has ${count(result.problems.length, 'problem')} (listed above): a backup of a source that still has ` +
+        'the files stores their data again; `strata repair snapshots` saves what can still be read of the rest');
+    }
   })));
 
-program.command('repair')
-  .description('repair parts of the repository')
-  .command('index')
+const repair = program.command('repair').description('repair parts of the repository: index, snapshots');
+
+repair.command('index')
   .description('rebuild the local index from the pack trailers')
   .action(async (_o, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, false, async (repo) => {
     const lock = await repo.lock('repair index', { exclusive: true });
     const result = await repo.rebuildIndex((m) => out.warn(m)).finally(() => lock.release());
     out.result(result, () => `index rebuilt from ${result.packs} packs` + (result.damaged.length ? `; ${result.damaged.length} damaged packs skipped` : ''));
+  })));
+
+repair.command('snapshots')
+  .description('write new snapshots without the files and folders that cannot be read (tagged "repaired"); the originals stay unless --forget')
+  .argument('[snapshots...]', 'ids or id prefixes (default: every snapshot)')
+  .option('--read-data', 'also read every chunk, leaving out files with damaged data (not only missing data)')
+  .option('-n, --dry-run', 'show what would be left out; write nothing')
+  .option('--forget', 'remove each damaged original once its repaired snapshot is saved')
+  .action(async (refs: string[], cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, false, async (repo) => {
+    const all = await repo.listSnapshots((m) => out.warn(m));
+    const ids = refs.length ? refs.map((r) => selectSnapshot(all, r).id) : undefined;
+    const outcomes = await repairSnapshots(repo, { ids, readData: !!cmdOpts.readData, dryRun: !!cmdOpts.dryRun, forget: !!cmdOpts.forget });
+    out.result({ dryRun: !!cmdOpts.dryRun, snapshots: outcomes }, () => repairLines(outcomes, !!cmdOpts.dryRun, !!cmdOpts.forget));
+    const lost = outcomes.filter((o) => o.state === 'lost').length;
+    if (lost) throw errors.corrupt(`${count(lost, 'snapshot')} cannot be repaired: ${lost === 1 ? 'its top tree' : 'their top trees'} cannot be read`);
   })));
 
 /** The options prune takes, on `prune` and on `forget --prune`. */

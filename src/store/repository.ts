@@ -275,7 +275,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     for (const p of gone) {
       if (this.condemned.has(p.pack) || this.pruned.has(p.pack)) continue;
       this.lost.set(p.pack, p.blobs);
-      onWarning?.(`pack ${p.pack} is missing from the repository (no prune deleted it): its ${p.blobs.length} blobs are gone; run \`strata check\``);
+      onWarning?.(`pack ${p.pack} is missing from the repository (no prune deleted it): its ${p.blobs.length === 1 ? "blob is" : `${p.blobs.length} blobs are`} gone; run \`strata check\``);
     }
     if (gone.length) await this.forgetPacks(gone.map((p) => p.pack));
     return { packs, removed: gone.length, damaged };

@@ -146,6 +146,50 @@ t.test('two swapped packs fail a plain check, named with their files in --json; 
   t.equal(strata(['check', '--read-data-subset', '1/1'], env).code, 0, 'part 1 of 1 reads everything, and it is whole');
 });
 
+t.test('repair snapshots leaves out the files whose data is lost, names them, and keeps the originals unless --forget', async (t) => {
+  const { env, dir, source, repo } = setup(t);
+  await fs.mkdir(path.join(source, 'docs'), { recursive: true });
+  await fs.writeFile(path.join(source, 'kept.txt'), 'kept');
+  t.equal(strata(['init'], env).code, 0);
+  const ids = [JSON.parse(strata(['backup', source, '--json'], env).stdout).id];
+  await fs.writeFile(path.join(source, 'docs', 'lost.bin'), randomStream(21, 400_000));
+  ids.push(JSON.parse(strata(['backup', source, '--json'], env).stdout).id); // its only new data pack holds lost.bin alone
+  await fs.writeFile(path.join(source, 'later.txt'), 'later');
+  const newest = JSON.parse(strata(['backup', source, '--json'], env).stdout);
+  ids.push(newest.id);
+  await fs.rm(await largestPack(repo));
+  t.equal(strata(['check'], env).code, 15);
+
+  const dry = strata(['repair', 'snapshots', '--dry-run', '--json'], env);
+  t.equal(dry.code, 0, dry.stderr);
+  const planned = JSON.parse(dry.stdout);
+  t.same(planned.snapshots.map((s: { state: string }) => s.state), ['intact', 'repaired', 'repaired']);
+  t.match(planned.snapshots[1].leftOut, [{ path: new RegExp(`${source}/docs/lost\\.bin$`), message: /missing/ }]);
+  t.equal(JSON.parse(strata(['snapshots', '--json'], env).stdout).length, 3, 'a dry run writes nothing');
+
+  const fixed = strata(['repair', 'snapshots', newest.id.slice(0, 8)], env);
+  t.equal(fixed.code, 0, fixed.stderr);
+  t.match(fixed.stdout, new RegExp(`snapshot ${newest.id.slice(0, 8)}: 1 file or folder left out; repaired as [0-9a-f]{8}\n  ${source}/docs/lost\\.bin: `));
+  const snaps = JSON.parse(strata(['snapshots', '--json'], env).stdout);
+  t.equal(snaps.length, 4, 'the originals stay');
+  const repaired = snaps.find((s: { repairedFrom?: string }) => s.repairedFrom === newest.id);
+  t.ok(repaired, 'the new snapshot names its original');
+  t.same(repaired.tags, ['repaired']);
+  t.equal(repaired.time, newest.time, 'and keeps its time');
+  t.equal(repaired.summary.files, newest.summary.files - 1);
+  t.match(repaired.summary.errors, [{ path: /lost\.bin$/, message: /^left out by repair: / }]);
+  const out = path.join(dir, 'out');
+  t.equal(strata(['restore', `${repaired.id}:${source}`, '--target', out], env).code, 0, 'the repaired snapshot restores whole');
+  t.same((await fs.readdir(out)).sort(), ['docs', 'kept.txt', 'later.txt']);
+  t.same(await fs.readdir(path.join(out, 'docs')), []);
+
+  t.equal(strata(['repair', 'snapshots', '--forget'], env).code, 0);
+  const left = JSON.parse(strata(['snapshots', '--json'], env).stdout);
+  t.same(left.map((s: { id: string; repairedFrom?: string }) => s.repairedFrom ?? s.id).sort(), [...ids].sort(),
+    'each damaged original gave way to one repaired snapshot (the newest not repaired twice); the intact one stays');
+  t.equal(strata(['check', '--read-data'], env).code, 0, 'and the repository checks clean');
+});
+
 t.test('a deleted index is rebuilt; repair index rebuilds it on demand', async (t) => {
   const { env, dir, source } = setup(t);
   await fs.mkdir(source);

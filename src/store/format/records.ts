@@ -177,6 +177,8 @@ export interface Snapshot {
    * "not supported" for a namespace no snapshot holds, which tools remember per mount.
    */
   xattrNamespaces?: string[];
+  /** Set on a snapshot `strata repair snapshots` wrote: the id of the damaged one it was made from. */
+  repairedFrom?: string;
 }
 
 export function encodeSnapshot(s: Snapshot): Buffer {
@@ -211,6 +213,7 @@ export function decodeSnapshot(data: Uint8Array, what: string): Snapshot {
       ...(s.has('linked') ? { linked: s.int('linked') } : {}),
     },
     ...(f.has('xattrNamespaces') ? { xattrNamespaces: f.strings('xattrNamespaces') } : {}),
+    ...(f.has('repairedFrom') ? { repairedFrom: f.string('repairedFrom') } : {}),
   };
 }
 

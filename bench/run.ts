@@ -2,7 +2,8 @@
  * `npm run bench`: Strata beside restic and Borg on the same corpus, in one run.
  *
  * For each tool: first backup, no-change backup, backup after a 2% mutation,
- * backup after moving a 120 MB folder, full restore; wall time, MB/s, CPU seconds, peak RSS, repository size, and
+ * backup after moving a 120 MB folder, full restore, forgetting two of the four snapshots
+ * and pruning, check reading every byte; wall time, MB/s, CPU seconds, peak RSS, repository size, and
  * Strata's ratio to each peer. Page caches are dropped before every step where
  * the machine allows it. Options: --dir DIR (default /var/tmp/strata-bench),
  * --tools strata,strata-zstd,restic,borg (or none; strata-zstd is a repository made
@@ -71,6 +72,10 @@ interface Tool extends MountTool {
   init(): string[];
   backup(source: string): string[];
   restore(target: string): string[];
+  /** Forget all but the newest two snapshots, then free their space. */
+  prune(): string[];
+  /** Verify everything, every byte of data read. */
+  check(): string[];
 }
 
 function makeTools(): Tool[] {
@@ -83,6 +88,8 @@ function makeTools(): Tool[] {
       init: () => [...strataBin, 'init', '-q'],
       backup: (s) => [...strataBin, 'backup', '-q', s],
       restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
+      prune: () => [...strataBin, 'forget', '-q', '--keep-last', '2', '--prune', '--grace', '0s'],
+      check: () => [...strataBin, 'check', '-q', '--read-data'],
       mount: (m, extra = []) => [...strataBin, 'mount', '-q', ...extra, m],
       latest: (m, share) => path.join(m, 'snapshots/latest', share),
     },
@@ -93,6 +100,8 @@ function makeTools(): Tool[] {
       init: () => [...strataBin, 'init', '-q', '--compression', 'zstd'],
       backup: (s) => [...strataBin, 'backup', '-q', s],
       restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
+      prune: () => [...strataBin, 'forget', '-q', '--keep-last', '2', '--prune', '--grace', '0s'],
+      check: () => [...strataBin, 'check', '-q', '--read-data'],
       mount: (m, extra = []) => [...strataBin, 'mount', '-q', ...extra, m],
       latest: (m, share) => path.join(m, 'snapshots/latest', share),
       stepsOnly: true,
@@ -103,6 +112,8 @@ function makeTools(): Tool[] {
       init: () => ['restic', 'init', '-q'],
       backup: (s) => ['restic', 'backup', '-q', s],
       restore: (t) => ['restic', 'restore', '-q', 'latest', '--target', t],
+      prune: () => ['restic', 'forget', '-q', '--keep-last', '2', '--prune'],
+      check: () => ['restic', 'check', '-q', '--read-data'],
       mount: (m) => ['restic', 'mount', '-q', m],
       latest: (m, share) => path.join(m, 'snapshots/latest', share),
     },
@@ -113,6 +124,9 @@ function makeTools(): Tool[] {
       backup: (s) => ['borg', 'create', '--compression', 'lz4', `::b-{now:%Y%m%d%H%M%S%f}`, s],
       // borg extracts into the current directory: wrapped in sh -c with cd.
       restore: (t) => ['sh', '-c', `mkdir -p '${t}' && cd '${t}' && borg extract "::$(borg list --last 1 --format '{archive}')"`],
+      // Borg frees space in a second command.
+      prune: () => ['sh', '-c', 'borg prune --keep-last 2 && borg compact'],
+      check: () => ['borg', 'check', '--verify-data'],
       mount: (m) => ['sh', '-c', `exec borg mount -f "::$(borg list --last 1 --format '{archive}')" '${m}'`],
       latest: (m, share) => path.join(m, share),
     },
@@ -163,6 +177,8 @@ async function main(): Promise<void> {
     await fs.rm(target, { recursive: true, force: true });
     step('full restore', tool.restore(target), corpusBytes);
     await fs.rm(target, { recursive: true, force: true });
+    step('forget 2 of 4 snapshots, prune', tool.prune(), corpusBytes);
+    step('check, reading all data', tool.check(), du(tool.repo));
     if (tool.stepsOnly) continue;
     mounts.push({ tool: tool.name, ...(await mountBench(tool, benchDir, share, corpusBytes, dropCaches)) });
     if (tool.name === 'strata') {

@@ -197,6 +197,47 @@ t.test('16 readers at random offsets get the right bytes; a live mount sees a la
   t.equal(roots.length, 2, 'and so did the @GMT folders');
 });
 
+t.test('a prune under a live mount: the forgotten snapshot goes (ENOENT), an open file never reads wrong bytes, the kept one reads right', { skip }, async (t) => {
+  const { env, source } = setup(t);
+  await fs.mkdir(source);
+  const old = new Random(8).bytes(3_000_000);
+  const kept = new Random(9).bytes(2_000_000);
+  await fs.writeFile(path.join(source, 'old.bin'), old);
+  await fs.writeFile(path.join(source, 'kept.bin'), kept);
+  strata(['init'], env);
+  const first = JSON.parse(strata(['backup', source, '--json'], env).stdout);
+  await fs.rm(path.join(source, 'old.bin'));
+  await fs.writeFile(path.join(source, 'new.txt'), 'new');
+  t.equal(strata(['backup', source], env).code, 0);
+  const { mountpoint } = await mountRepository(t, env);
+  const [firstDir] = (await fs.readdir(path.join(mountpoint, 'snapshots'))).filter((n) => n !== 'latest').sort(); // named by time: the oldest
+  const handle = await fs.open(path.join(mountpoint, 'snapshots', firstDir, source, 'old.bin'));
+  t.teardown(() => handle.close().catch(() => {}));
+  const head = Buffer.alloc(1000);
+  await handle.read(head, 0, head.length, 0);
+  t.ok(head.equals(old.subarray(0, 1000)), 'an open file of the snapshot about to go reads right');
+
+  // Repack everything (0% unused allowed), so the kept snapshot's data moves to new packs too.
+  const pruned = strata(['forget', first.id, '--prune', '--grace', '2s', '--max-unused', '0%', '--json'], env);
+  t.equal(pruned.code, 0, pruned.stderr);
+  t.ok(JSON.parse(pruned.stdout).prune.deletedPacks > 0, 'prune deleted packs');
+  t.ok(await until(async () => {
+    try {
+      await fs.stat(path.join(mountpoint, 'snapshots', firstDir));
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT';
+    }
+  }, 10_000), 'the forgotten snapshot is ENOENT in the running mount');
+  const rest = Buffer.alloc(old.length - 1000);
+  const read = await handle.read(rest, 0, rest.length, 1000).then(({ bytesRead }) => rest.subarray(0, bytesRead), (e: NodeJS.ErrnoException) => e.code);
+  t.ok(read === 'EIO' || (Buffer.isBuffer(read) && read.equals(old.subarray(1000, 1000 + read.length))),
+    `the open file reads right or fails, never wrong bytes (${Buffer.isBuffer(read) ? `${read.length} bytes` : read})`);
+  const latest = path.join(mountpoint, 'snapshots', 'latest', source);
+  t.ok((await fs.readFile(path.join(latest, 'kept.bin'))).equals(kept), 'the kept snapshot reads right from its new packs');
+  t.equal(await fs.readFile(path.join(latest, 'new.txt'), 'utf8'), 'new');
+});
+
 t.test('metadata is answered in C: a second ls -lR reaches JS zero times, a first at most once per folder', { skip }, async (t) => {
   const { env, source } = setup(t);
   await fs.mkdir(source);

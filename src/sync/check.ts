@@ -72,6 +72,8 @@ export interface CheckOptions {
 }
 
 const MAX_NAMED = 1000;
+/** Packs checked at once (each read whole with --read-data: a few 8 MiB packs in memory). */
+const PACKS_AT_ONCE = 3;
 /** Unreached trees read to find the topmost ones; past this only their count is told. */
 const MAX_UNREACHED_READ = 10_000;
 const MAX_EXAMPLES = 5;
@@ -141,8 +143,7 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
   let done = 0;
   let packBytesDone = 0;
   const packBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
-  for (const [pack, size] of [...sizes]) {
-    if (opts.signal?.aborted) throw errors.interrupted('check interrupted: nothing was changed');
+  const checkPack = async (pack: string, size: number): Promise<void> => {
     opts.onProgress?.({ phase: 'packs', done: done++, total: result.packs, packBytesDone, packBytes });
     packBytesDone += size;
     try {
@@ -171,7 +172,15 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
       else if (isStrataError(e, 'CORRUPT')) markPack(pack, (e as Error).message);
       else throw e;
     }
-  }
+  };
+  // A few packs at once: one is read while another's blobs are opened on the thread pool.
+  const queue = [...sizes];
+  await Promise.all(Array.from({ length: PACKS_AT_ONCE }, async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      if (opts.signal?.aborted) throw errors.interrupted('check interrupted: nothing was changed');
+      await checkPack(...next);
+    }
+  }));
 
   // ---- snapshots and their trees
   const packProblems = new Map(gathered);
@@ -179,7 +188,7 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
   let missing = false;
   const walkAll = async (): Promise<void> => {
     gathered.clear();
-    for (const [key, g] of packProblems) gathered.set(key, { ...g, snapshots: new Set() });
+    for (const [key, g] of packProblems) gathered.set(key, { ...g, snapshots: new Set(), files: [], filesAffected: 0 });
     walked = new Map();
     missing = false;
     result.trees = 0;

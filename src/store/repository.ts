@@ -45,6 +45,8 @@ const MAX_SAVING_PACKS = 1;
  * some tens of microseconds of work.
  */
 const OPEN_IN_POOL_BYTES = 64 * 1024;
+/** Blobs of a pack that check opens at once (the thread pool has four threads). */
+const OPENS_AT_ONCE = 4;
 /** A reader that misses a blob syncs its index at most this often. */
 const RESYNC_MS = 2000;
 /** Blobs smaller than this are not worth compressing. */
@@ -549,11 +551,18 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       verdict.trailerDamage = (e as Error).message;
       return verdict;
     }
-    // All at once: the large ones open on the thread pool, side by side.
-    await Promise.all(verdict.blobs.map((b) => this.openBlob({ ...b, pack: id }, b.id, bytes.subarray(b.offset, b.offset + b.length)).catch((e) => {
-      if (!isStrataError(e, 'CORRUPT')) throw e;
-      verdict.damaged.push({ type: b.type, id: b.id, message: (e as Error).message });
-    })));
+    // A few at once: the large ones open on the thread pool side by side, and only a few opened copies are held.
+    const queue = [...verdict.blobs];
+    await Promise.all(Array.from({ length: OPENS_AT_ONCE }, async () => {
+      for (let b = queue.shift(); b; b = queue.shift()) {
+        try {
+          await this.openBlob({ ...b, pack: id }, b.id, bytes.subarray(b.offset, b.offset + b.length));
+        } catch (e) {
+          if (!isStrataError(e, 'CORRUPT')) throw e;
+          verdict.damaged.push({ type: b.type, id: b.id, message: (e as Error).message });
+        }
+      }
+    }));
     return verdict;
   }
 

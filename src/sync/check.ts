@@ -73,7 +73,7 @@ export interface CheckOptions {
 
 const MAX_NAMED = 1000;
 /** Packs checked at once (each read whole with --read-data: a few 8 MiB packs in memory). */
-const PACKS_AT_ONCE = 3;
+const PACKS_AT_ONCE = 2;
 /** Unreached trees read to find the topmost ones; past this only their count is told. */
 const MAX_UNREACHED_READ = 10_000;
 const MAX_EXAMPLES = 5;

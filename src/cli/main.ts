@@ -317,7 +317,7 @@ repair.command('snapshots')
   .option('--read-data', 'also read every chunk, leaving out files with damaged data (not only missing data)')
   .option('-n, --dry-run', 'show what would be left out; write nothing')
   .option('--forget', 'remove each damaged original once its repaired snapshot is saved')
-  .action(async (refs: string[], cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, false, async (repo) => {
+  .action(async (refs: string[], cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, !!cmdOpts.dryRun, async (repo) => {
     const all = await repo.listSnapshots((m) => out.warn(m));
     const ids = refs.length ? refs.map((r) => selectSnapshot(all, r).id) : undefined;
     const outcomes = await repairSnapshots(repo, { ids, readData: !!cmdOpts.readData, dryRun: !!cmdOpts.dryRun, forget: !!cmdOpts.forget });

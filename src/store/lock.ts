@@ -1,7 +1,7 @@
 /**
  * Repository locks: `locks/<id>` records who writes or prunes now. Backups, forget,
- * restore and prune take shared locks (many may run at once; prune also refuses a
- * second prune); `repair` takes an exclusive one. Prune never needs backups to stop:
+ * restore, check, `repair snapshots` and prune take shared locks (many may run at
+ * once; prune also refuses a second prune); `repair index` takes an exclusive one. Prune never needs backups to stop:
  * it waits for the locks that were held when it scheduled deletions (see prune.ts).
  * A lock is stale when its process is gone (same host) or it has not been
  * refreshed for STALE_MS (another host that crashed); the next locker removes it.

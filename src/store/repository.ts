@@ -110,6 +110,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   /** Packs this process saved since the last sync began: not in that listing, yet not gone. */
   private savedSinceSync = new Set<string>();
   private resyncing?: Promise<unknown>;
+  private syncing: Promise<unknown> = Promise.resolve();
   private resyncedAt = 0;
 
   private constructor(
@@ -253,7 +254,14 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
    * prune is lost: reported, and its blobs count as absent, so the next backup of a
    * source that still has them stores them again.
    */
-  async syncIndex(onWarning?: (message: string) => void): Promise<{ packs: number; removed: number; damaged: string[] }> {
+  syncIndex(onWarning?: (message: string) => void): Promise<{ packs: number; removed: number; damaged: string[] }> {
+    // One at a time: two at once would clear each other's record of packs saved meanwhile and call them lost.
+    const run = this.syncing.then(() => this.syncIndexNow(onWarning));
+    this.syncing = run.catch(() => {});
+    return run;
+  }
+
+  private async syncIndexNow(onWarning?: (message: string) => void): Promise<{ packs: number; removed: number; damaged: string[] }> {
     let packs = 0;
     const damaged: string[] = [];
     const listed = new Set<string>();
@@ -758,11 +766,13 @@ async function unlockKeys(backend: Backend, password: string | undefined, onWarn
   const damaged = new Set<string>();
   let unlocked: { master: MasterKeys; encrypted: boolean } | undefined;
   for (const name of names) {
-    for (const held of await loadWithCopy(backend, name)) {
-      if (sha256(held.data).toString('hex') !== name.slice('keys/'.length)) {
-        damaged.add(held.name);
-        continue;
-      }
+    // Every file and its copy are hashed, so a damaged copy is found (and mended) while its original is intact.
+    const good = (await loadWithCopy(backend, name)).filter((held) => {
+      if (sha256(held.data).toString('hex') === name.slice('keys/'.length)) return true;
+      damaged.add(held.name);
+      return false;
+    });
+    for (const held of good) {
       intact.set(name, held.data);
       if (unlocked) break;
       const key = decodeKeyFile(held.data, `key ${held.name}`);

@@ -130,7 +130,8 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
   const badBlobs = new Map<string, string>();
   const markPack = (pack: string, message: string): void => {
     const key = problem(`pack ${pack}`, message);
-    for (const id of repo.indexedBlobsOf(pack) ?? []) badBlobs.set(id.toString('hex'), key);
+    // Only the blobs the index reads from this pack: a copy in another pack (a duplicate, a prune's copy) is still good.
+    for (const id of repo.indexedBlobsOf(pack) ?? []) if (repo.locate(id)?.pack === pack) badBlobs.set(id.toString('hex'), key);
   };
 
   for (const p of await repo.verifyHeaders()) problem(p.object, p.message);
@@ -170,6 +171,7 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
     } catch (e) {
       if (isStrataError(e, 'NOT_FOUND')) sizes.delete(pack); // removed since the listing (a prune carrying out a schedule)
       else if (isStrataError(e, 'CORRUPT')) markPack(pack, (e as Error).message);
+      else if (isStrataError(e, 'BACKEND')) markPack(pack, `cannot be read: ${(e as Error).message}`); // EIO: how some filesystems report rot
       else throw e;
     }
   };

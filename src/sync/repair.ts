@@ -48,7 +48,7 @@ interface Fixed {
 }
 
 export async function repairSnapshots(repo: SnapshotRepairer, request: RepairRequest): Promise<RepairOutcome[]> {
-  const lock = await repo.lock('repair snapshots');
+  const lock = request.dryRun ? undefined : await repo.lock('repair snapshots');
   try {
     const packs = new Set<string>();
     for await (const { id } of repo.listPacks()) packs.add(id);
@@ -112,7 +112,7 @@ export async function repairSnapshots(repo: SnapshotRepairer, request: RepairReq
     const chosen = new Set(request.ids ?? []);
     const snapshots = await repo.listSnapshots();
     /** Originals repaired before: they are not repaired twice. */
-    const repairedAs = new Map(snapshots.filter((s) => s.snapshot.repairedFrom).map((s) => [s.snapshot.repairedFrom!, s.id]));
+    const repairedAs = new Map(snapshots.filter((s) => s.snapshot.repairedFrom).map((s) => [s.snapshot.repairedFrom!, s]));
     for (const { id, snapshot } of snapshots) {
       if (chosen.size && !chosen.has(id)) continue;
       const fixed = await fix(snapshot.tree);
@@ -124,7 +124,9 @@ export async function repairSnapshots(repo: SnapshotRepairer, request: RepairReq
         outcomes.push({ id, state: 'intact', leftOut: [] });
         continue;
       }
-      const outcome: RepairOutcome = { id, state: 'repaired', leftOut: fixed.leftOut, repaired: repairedAs.get(id) };
+      // An earlier repair is reused only if it left out exactly this (not if a lost pack has come back since).
+      const earlier = repairedAs.get(id);
+      const outcome: RepairOutcome = { id, state: 'repaired', leftOut: fixed.leftOut, repaired: earlier?.snapshot.tree.equals(fixed.id) ? earlier.id : undefined };
       if (!request.dryRun) {
         if (!outcome.repaired) {
           await repo.flush();
@@ -136,7 +138,7 @@ export async function repairSnapshots(repo: SnapshotRepairer, request: RepairReq
     }
     return outcomes;
   } finally {
-    await lock.release();
+    await lock?.release();
   }
 }
 

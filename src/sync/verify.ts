@@ -62,13 +62,14 @@ export class Verification implements Chore {
   async run(signal: AbortSignal, changed: () => Promise<void>): Promise<void> {
     this.lastPassAt = this.now();
     const part = this.state.nextPart;
+    // Moves on even if this pass fails (a read error, a lock in the way): one bad part must not stop the others being read.
+    this.state.nextPart = (part % this.config.parts) + 1;
     let lock;
     try {
       this.state.running = true;
       await changed();
       lock = await this.repo.lock('verify');
       const result = await check(this.repo, { readData: true, subset: { part, of: this.config.parts }, signal });
-      this.state.nextPart = (part % this.config.parts) + 1;
       this.state.lastPass = {
         time: new Date(this.lastPassAt).toISOString(), seconds: (this.now() - this.lastPassAt) / 1000, part,
         packsRead: result.packsRead, bytesRead: result.bytesRead, problems: result.problems.length,

@@ -70,6 +70,10 @@ t.test('a lost or damaged config or key file is read from its copy and mended by
   const [again] = await fs.readdir(path.join(root, 'keys'));
   t.equal(again, keyName);
   await (await open(true)).close();
+  await flip(path.join(root, 'copies', 'keys', keyName));
+  await (await open(false)).close();
+  t.ok((await fs.readFile(path.join(root, 'copies', 'keys', keyName))).equals(await fs.readFile(path.join(root, 'keys', keyName))),
+    'a damaged copy is found and mended while its original is intact');
 
   await flip(path.join(root, 'keys', keyName));
   await flip(path.join(root, 'copies', 'keys', keyName));

@@ -163,6 +163,7 @@ t.test('a retention pass that fails is an error in the log and the status', asyn
   t.ok(await until(() => service.status().retention?.lastError !== undefined, 10_000), 'the failure is in the status');
   t.match(service.status().retention?.lastError?.message, /retention failed: prune stopped, nothing was deleted/);
   t.match(errorsLogged[0], /retention failed/, 'and logged as an error');
+  await service.idle(); // the pass's last status write
   const saved = JSON.parse(await fs.readFile(path.join(dir, 'status.json'), 'utf8'));
   t.match(saved.retention.lastError.message, /prune stopped/, 'and written for `strata status`');
 

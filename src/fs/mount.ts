@@ -6,12 +6,12 @@
  * call included, C answers from its own table without coming here; on a local
  * repository C also reads and opens file data itself, so it never passes through JS.
  */
-import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { errors } from '../store/errors.js';
 import { decodeDirRef, decodeFileRef, encodeBatch } from './batch.js';
 import { Errno, errnoOf } from './errno.js';
 import { fuseBinding, JOB_CLOSED, JOB_LOAD, JOB_LOG, JOB_READ, type FuseStats, type Session } from './fuse-binding.js';
+import { prepareMountpoint } from './mountpoint.js';
 import type { SnapshotView } from './vtree.js';
 
 export interface MountOptions {
@@ -34,33 +34,6 @@ export interface Mounted {
 
 /** How long an unmount waits for the kernel to let go before the caller moves on (the process exiting closes the rest). */
 const UNMOUNT_WAIT_MS = 2000;
-
-/** Checks the mount point and recovers one left stale by a crashed mount. */
-async function prepareMountpoint(mountpoint: string): Promise<void> {
-  try {
-    const st = await fs.stat(mountpoint);
-    if (!st.isDirectory()) throw errors.usage(`${mountpoint} is not a folder`);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw errors.usage(`the mount point ${mountpoint} does not exist: create it first (mkdir -p ${mountpoint})`);
-    if (code === 'ENOTCONN') {
-      // A mount whose process died: the kernel still holds it. Detach it and go on.
-      try {
-        execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
-      } catch {
-        throw errors.usage(`${mountpoint} is left over from a mount that crashed: run \`fusermount3 -u ${mountpoint}\` (or \`umount -l ${mountpoint}\` as root)`);
-      }
-      return;
-    }
-    throw e;
-  }
-  const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
-  const escaped = mountpoint.replace(/ /g, '\\040');
-  if (mounts.split('\n').some((line) => line.split(' ')[1] === escaped)) {
-    throw errors.usage(`${mountpoint} is busy: something is already mounted there (unmount it first)`);
-  }
-  if ((await fs.readdir(mountpoint)).length > 0) throw errors.usage(`${mountpoint} is not empty: mount on an empty folder`);
-}
 
 /** How far the kernel reads ahead in a file (the default is 128 KiB: 1 MiB took large files from ~350 to ~600 MB/s here). */
 const READ_AHEAD_KB = 1024;

@@ -10,6 +10,10 @@ import { until } from './wait.js';
 export const isMounted = (mountpoint: string): boolean =>
   readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mountpoint);
 
+/** The auto-unmount helpers (`fusermount3 … -- mountpoint`) that libfuse leaves watching a mount. */
+export const unmountHelpers = (mountpoint: string): number[] =>
+  spawnSync('pgrep', ['-f', `^fusermount3 .* -- ${mountpoint}$`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+
 export async function mountRepository(t: Parameters<typeof tempDir>[0], env: Record<string, string>, args: string[] = []) {
   const parent = tempDir(t, 'strata-mnt-');
   chmodSync(parent, 0o755); // other users (Samba's) must reach the mount point

@@ -220,7 +220,7 @@ program.command('restore')
     const signal = interruptible();
     return withRepository(globals(cmd), out, true, async (repo) => {
       // A shared lock: a prune that schedules deletions meanwhile waits for this restore before deleting.
-      const lock = cmdOpts.lock ? await repo.lock('restore') : undefined;
+      const lock = cmdOpts.lock ? await repo.readLock('restore', (m) => out.warn(m)) : undefined;
       try {
         return await restoreLocked(repo, spec, cmdOpts, out, signal);
       } finally {
@@ -284,7 +284,7 @@ program.command('check')
   .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
     const subset = cmdOpts.readDataSubset === undefined ? undefined : parseSubset(cmdOpts.readDataSubset);
     const readData = !!cmdOpts.readData || !!subset;
-    const lock = cmdOpts.lock ? await repo.lock('check') : undefined;
+    const lock = cmdOpts.lock ? await repo.readLock('check', (m) => out.warn(m)) : undefined;
     const progress = out.progress('check', 'packs');
     const result = await check(repo, {
       readData, subset, signal: interruptible(),

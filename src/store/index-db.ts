@@ -22,6 +22,7 @@ import path from 'node:path';
 import { Level } from 'level';
 import { errors } from './errors.js';
 import type { BlobLocation, BlobType } from './format/records.js';
+import { processSpace, writerGone } from './process.js';
 import type { FolderSeen } from './roles.js';
 
 export interface IndexEntry {
@@ -142,7 +143,7 @@ export class BlobIndex {
         await fs.rm(copy, { recursive: true, force: true });
       }
     }
-    const empty = await fs.mkdtemp(path.join(path.dirname(dir), `reader-${process.pid}-`));
+    const empty = await fs.mkdtemp(path.join(path.dirname(dir), readerPrefix()));
     return BlobIndex.ready(await openDb(empty), empty);
   }
 
@@ -279,7 +280,7 @@ function isLocked(e: unknown): boolean {
 /** A private copy of a database that another process may have open (next to it, so table files can be hard-linked). */
 async function copyDatabase(dir: string): Promise<string> {
   await sweepDeadCopies(path.dirname(dir));
-  const copy = await fs.mkdtemp(path.join(path.dirname(dir), `reader-${process.pid}-`));
+  const copy = await fs.mkdtemp(path.join(path.dirname(dir), readerPrefix()));
   const names = await fs.readdir(dir);
   // Manifest and log first: table files they name are linked after, and a table is only deleted after a newer manifest exists.
   const ordered = [...names.filter((n) => !isTable(n)), ...names.filter(isTable)];
@@ -297,14 +298,12 @@ async function copyDatabase(dir: string): Promise<string> {
 /** Removes the private copies of reader processes that are gone (killed before they could clean up). */
 async function sweepDeadCopies(parent: string): Promise<void> {
   for (const name of await fs.readdir(parent).catch(() => [] as string[])) {
-    const pid = Number(/^reader-(\d+)-/.exec(name)?.[1]);
-    if (!pid || pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await fs.rm(path.join(parent, name), { recursive: true, force: true });
-    }
+    const reader = /^reader-([0-9a-f]{12})-(\d+)-/.exec(name);
+    if (reader && writerGone(reader[1], Number(reader[2]))) await fs.rm(path.join(parent, name), { recursive: true, force: true });
   }
 }
+
+/** Private copies are named by their reader (process space and pid), so that the next reader knows which are left over. */
+const readerPrefix = (): string => `reader-${processSpace()}-${process.pid}-`;
 
 const isTable = (name: string): boolean => name.endsWith('.ldb') || name.endsWith('.sst');

@@ -3,8 +3,9 @@
  * restore, check, `repair snapshots` and prune take shared locks (many may run at
  * once; prune also refuses a second prune); `repair index` takes an exclusive one. Prune never needs backups to stop:
  * it waits for the locks that were held when it scheduled deletions (see prune.ts).
- * A lock is stale when its process is gone (same host) or it has not been
- * refreshed for STALE_MS (another host that crashed); the next locker removes it.
+ * A lock is stale when its process is gone (one of this host, boot and pid namespace:
+ * process.ts) or it has not been refreshed for STALE_MS (another host or container
+ * that crashed); the next locker removes it.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -12,7 +13,7 @@ import type { Backend } from './backend/backend.js';
 import { sealToBuffer, type Sealer } from './crypto.js';
 import { errors, isStrataError } from './errors.js';
 import { decodeLock, encodeLock, type LockRecord } from './format/records.js';
-import { processRuns } from './process.js';
+import { processSpace, writerGone } from './process.js';
 
 const REFRESH_MS = 5 * 60 * 1000;
 const STALE_MS = 30 * 60 * 1000;
@@ -23,9 +24,8 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-export function isStale(lock: LockRecord, now = Date.now(), host = os.hostname()): boolean {
-  if (now - Date.parse(lock.time) > STALE_MS) return true;
-  return lock.host === host && !processRuns(lock.pid);
+export function isStale(lock: LockRecord, now = Date.now()): boolean {
+  return now - Date.parse(lock.time) > STALE_MS || writerGone(lock.space, lock.pid);
 }
 
 export async function* listLocks(backend: Backend, sealer: Sealer): AsyncIterable<{ name: string; lock: LockRecord }> {
@@ -55,7 +55,7 @@ export async function acquireLock(backend: Backend, sealer: Sealer, opts: { excl
   const name = `locks/${randomBytes(16).toString('hex')}`;
   const since = new Date().toISOString();
   const record = (): Buffer => sealToBuffer(sealer, encodeLock({
-    host: os.hostname(), pid: process.pid, time: new Date().toISOString(), since, exclusive: opts.exclusive, purpose: opts.purpose,
+    host: os.hostname(), pid: process.pid, space: processSpace(), time: new Date().toISOString(), since, exclusive: opts.exclusive, purpose: opts.purpose,
   }));
   await backend.save(name, record());
   const timer = setInterval(() => { backend.save(name, record()).catch(() => {}); }, REFRESH_MS);

@@ -166,7 +166,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   static async open(backend: Backend, opts: OpenOptions): Promise<Repository> {
-    const sealedConfigs = await loadWithCopy(backend, 'config');
+    const { found: sealedConfigs, unreadable } = await loadWithCopy(backend, 'config');
+    for (const { name, error } of unreadable) opts.onWarning?.(`${name} cannot be read (${error.message}): its twin was read`);
     if (!sealedConfigs.length) {
       const held = await repositoryObjectIn(backend);
       if (held) throw errors.corrupt(`the repository at ${backend.location} has lost its config and the config's copy (it holds ${held})`);
@@ -191,7 +192,11 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     if (config.encrypted !== encrypted) throw errors.corrupt('config and key disagree on encryption');
     const index = await BlobIndex.open(path.join(opts.cacheDir ?? defaultCacheDir(), config.id, 'index'), { shared: !!opts.readOnly });
     const repo = new Repository(backend, config, sealer, keys.master, index);
-    if (!opts.readOnly) await repo.mendCopies(sealedConfigs, keys.intact, keys.damaged, opts.onWarning);
+    if (!opts.readOnly) {
+      // Best effort: what cannot be put back now (a full disk, a bad sector in the way) waits for the next writer.
+      await repo.mendCopies(sealedConfigs, keys.intact, keys.damaged, opts.onWarning)
+        .catch((e) => opts.onWarning?.(`the config and key files could not be mended from their copies: ${(e as Error).message}`));
+    }
     await repo.refresh(opts.onWarning, true);
     return repo;
   }
@@ -328,6 +333,21 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       throw e;
     }
     return lock;
+  }
+
+  /**
+   * The shared lock of a reader (restore, check). Storage that cannot be written (read-only
+   * media, a repository of another user) gets none, with a warning: reading it must not fail.
+   */
+  async readLock(purpose: string, onWarning: (message: string) => void): Promise<Lock | undefined> {
+    try {
+      return await this.lock(purpose);
+    } catch (e) {
+      const cause = (e as { cause?: NodeJS.ErrnoException }).cause?.code;
+      if (!isStrataError(e, 'BACKEND') || !['EROFS', 'EACCES', 'EPERM'].includes(cause ?? '')) throw e;
+      onWarning(`the repository cannot be written (${cause}), so ${purpose} takes no lock: a prune elsewhere meanwhile could remove what it reads`);
+      return undefined;
+    }
   }
 
   removeLocks(all: boolean): Promise<number> {
@@ -510,7 +530,10 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   async verifyHeaders(): Promise<{ object: string; message: string }[]> {
     const problems: { object: string; message: string }[] = [];
     const mending = ': the next writer puts it back from its copy';
-    for (const { name, data } of await loadWithCopy(this.backend, 'config')) {
+    const unreadable = (n: string, error: Error) => problems.push({ object: n, message: `cannot be read (${error.message})${mending}` });
+    const configs = await loadWithCopy(this.backend, 'config');
+    for (const { name, error } of configs.unreadable) unreadable(name, error);
+    for (const { name, data } of configs.found) {
       try {
         decodeConfig(this.sealer.open(data, name));
       } catch (e) {
@@ -524,10 +547,11 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     for await (const { name } of this.backend.list(copyOf('keys/'))) keyNames.add(name.slice('copies/'.length));
     for (const name of keyNames) {
       const held = await loadWithCopy(this.backend, name);
-      for (const { name: n, data } of held) {
+      for (const { name: n, error } of held.unreadable) unreadable(n, error);
+      for (const { name: n, data } of held.found) {
         if (sha256(data).toString('hex') !== name.slice('keys/'.length)) problems.push({ object: n, message: 'damaged: its bytes no longer match its name' });
       }
-      if (!held.some((h) => h.name === name)) problems.push({ object: name, message: `missing${mending}` });
+      if (![...held.found, ...held.unreadable].some((h) => h.name === name)) problems.push({ object: name, message: `missing${mending}` });
     }
     return problems;
   }
@@ -723,17 +747,25 @@ function sealerFor(encrypted: boolean, keys: MasterKeys): Sealer {
 /** Where the copy of a config or key file lives. */
 const copyOf = (name: string): string => `copies/${name}`;
 
-/** The object and its copy that exist, original first. */
-async function loadWithCopy(backend: Backend, name: string): Promise<{ name: string; data: Buffer }[]> {
-  const found = [];
+interface HeldWithCopy {
+  /** The object and its copy that were read, original first. */
+  found: { name: string; data: Buffer }[];
+  /** Those that exist but could not be read (a bad sector): counted as missing, so that a writer puts them back. */
+  unreadable: { name: string; error: Error }[];
+}
+
+/** Reads an object and its copy; throws only when neither can be read and one failed for another reason than absence. */
+async function loadWithCopy(backend: Backend, name: string): Promise<HeldWithCopy> {
+  const held: HeldWithCopy = { found: [], unreadable: [] };
   for (const n of [name, copyOf(name)]) {
     try {
-      found.push({ name: n, data: await backend.load(n) });
+      held.found.push({ name: n, data: await backend.load(n) });
     } catch (e) {
-      if (!isStrataError(e, 'NOT_FOUND')) throw e;
+      if (!isStrataError(e, 'NOT_FOUND')) held.unreadable.push({ name: n, error: e as Error });
     }
   }
-  return found;
+  if (!held.found.length && held.unreadable.length) throw held.unreadable[0]!.error;
+  return held;
 }
 
 /** The first kind of repository object found at a location ("keys/…", "packs/…"), if any. */
@@ -767,7 +799,12 @@ async function unlockKeys(backend: Backend, password: string | undefined, onWarn
   let unlocked: { master: MasterKeys; encrypted: boolean } | undefined;
   for (const name of names) {
     // Every file and its copy are hashed, so a damaged copy is found (and mended) while its original is intact.
-    const good = (await loadWithCopy(backend, name)).filter((held) => {
+    const read = await loadWithCopy(backend, name);
+    for (const { name: n, error } of read.unreadable) {
+      damaged.add(n);
+      onWarning?.(`key file ${n} cannot be read (${error.message})`);
+    }
+    const good = read.found.filter((held) => {
       if (sha256(held.data).toString('hex') === name.slice('keys/'.length)) return true;
       damaged.add(held.name);
       return false;
@@ -790,7 +827,7 @@ async function unlockKeys(backend: Backend, password: string | undefined, onWarn
       break; // an intact file that did not open: its twin, if intact, holds the same bytes
     }
   }
-  if (damaged.size) onWarning?.(`damaged key files (their bytes no longer match their names): ${[...damaged].join(', ')}`);
+  if (damaged.size) onWarning?.(`damaged key files (unreadable, or their bytes no longer match their names): ${[...damaged].join(', ')}`);
   if (unlocked) return { ...unlocked, intact, damaged };
   if (damaged.size && intact.size < names.size) {
     throw errors.corrupt(`no intact key of the repository at ${backend.location} opens with this password, and ${[...damaged].join(', ')} ` +

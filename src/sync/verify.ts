@@ -27,7 +27,11 @@ export interface VerifyStatus {
     problems: number;
     damaged: Pick<CheckProblem, 'object' | 'message' | 'filesAffected' | 'snapshots'>[];
   };
-  lastError?: { time: string; message: string };
+  /**
+   * The last failure or damage found: a clean pass clears a failure, and damage once the
+   * part that held it reads clean (the other parts say nothing about it).
+   */
+  lastError?: { time: string; message: string; part?: number };
 }
 
 const PROBLEMS_SHOWN = 10;
@@ -82,8 +86,10 @@ export class Verification implements Chore {
       const found = result.problems.length;
       if (found) {
         this.state.lastError = {
-          time: this.state.lastPass.time, message: `${found} problem${found === 1 ? '' : 's'} in part ${part} of ${this.config.parts} (run \`strata check --read-data\`)`,
+          time: this.state.lastPass.time, part, message: `${found} problem${found === 1 ? '' : 's'} in part ${part} of ${this.config.parts} (run \`strata check --read-data\`)`,
         };
+      } else if (this.state.lastError && (this.state.lastError.part ?? part) === part) {
+        this.state.lastError = undefined;
       }
       this.log.info({ part, of: this.config.parts, packsRead: result.packsRead, bytesRead: result.bytesRead, problems: result.problems.length }, 'verification pass done');
     } catch (e) {

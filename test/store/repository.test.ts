@@ -75,6 +75,22 @@ t.test('a lost or damaged config or key file is read from its copy and mended by
   t.ok((await fs.readFile(path.join(root, 'copies', 'keys', keyName))).equals(await fs.readFile(path.join(root, 'keys', keyName))),
     'a damaged copy is found and mended while its original is intact');
 
+  // An original that exists but cannot be read (a bad sector; here a folder in its place) is no worse than a missing one.
+  for (const name of ['config', path.join('keys', keyName)]) {
+    const file = path.join(root, name);
+    const kept = await fs.readFile(file);
+    await fs.rm(file);
+    await fs.mkdir(file);
+    warnings = [];
+    await (await open(false, warnings)).close();
+    t.match(warnings.join('\n'), new RegExp(`${name} cannot be read`), `an unreadable ${name} is named, its copy read`);
+    const repo = await open(true);
+    t.match(await repo.verifyHeaders(), [{ object: name, message: /cannot be read/ }], 'and check reports it');
+    await repo.close();
+    await fs.rmdir(file);
+    await fs.writeFile(file, kept);
+  }
+
   await flip(path.join(root, 'keys', keyName));
   await flip(path.join(root, 'copies', 'keys', keyName));
   await t.rejects(open(true), { code: 'CORRUPT', message: /are damaged \(with no intact twin\)/ }, 'both damaged: damage, not a wrong password');

@@ -44,3 +44,33 @@ t.test('a lost folder tree: the folder is left out, named, the counts follow; a 
   const checked = await check(repo);
   t.ok(checked.problems.every((p) => p.snapshots.every((id) => id !== fixed.repaired)), 'the repaired snapshot is whole');
 });
+
+t.test('a repair is not made twice, but made again when it would leave out something else', async (t) => {
+  const { repo: writer, dir, reopen } = await newRepository(t);
+  const source = path.join(dir, 'share');
+  let parent;
+  const trees: string[] = [];
+  for (const folder of ['old', 'mid', 'new']) {
+    await fs.mkdir(path.join(source, folder), { recursive: true });
+    await fs.writeFile(path.join(source, folder, 'f'), folder);
+    parent = await capture(writer, { paths: [source], chunker: writer.config.chunker, parent });
+    trees.push(writer.locate(parent.snapshot.tree)!.pack); // each capture's trees in a pack of their own
+  }
+  const last = parent!.id;
+  await writer.backend.remove(packObjectName(trees[0]!));
+  let repo = await reopen();
+  const [first] = await repairSnapshots(repo, { ids: [last] });
+  t.match(first, { state: 'repaired', leftOut: [{ path: `${source}/old/` }] });
+  const [again] = await repairSnapshots(repo, { ids: [last] });
+  t.equal(again!.repaired, first!.repaired, 'run again: the earlier repair is the answer');
+  t.equal((await repo.listSnapshots()).length, 4, 'and no second copy of it is written');
+  await repo.close();
+
+  await writer.backend.remove(packObjectName(trees[1]!));
+  repo = await reopen();
+  t.teardown(() => repo.close());
+  const [worse] = await repairSnapshots(repo, { ids: [last] });
+  t.not(worse!.repaired, first!.repaired, 'with more lost, a new repair');
+  t.same(worse!.leftOut.map((l) => l.path).sort(), [`${source}/mid/`, `${source}/old/`]);
+  t.equal((await repo.listSnapshots()).length, 5);
+});

@@ -211,4 +211,8 @@ t.test('rolling verification reads one part per pass, every pack once per round,
   await service.idle();
   const saved = JSON.parse(await fs.readFile(path.join(dir, 'status.json'), 'utf8'));
   t.match(saved.verify.lastError?.message, /^1 problem in part/, 'written for `strata status`, and kept by clean passes over the other part');
+
+  bytes[1000] ^= 0x04; // mended (as from a second copy)
+  await fs.writeFile(file, bytes);
+  t.ok(await until(() => service.status().verify!.lastError === undefined, 15_000), 'once its part reads clean, the error is cleared');
 });

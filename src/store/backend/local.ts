@@ -6,10 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs, constants } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { errors } from '../errors.js';
-import { processRuns } from '../process.js';
+import { processSpace, writerGone } from '../process.js';
 import { checkObjectName, partsOf, type Backend, type ByteRange, type ObjectInfo } from './backend.js';
 
 const TMP = 'tmp';
@@ -33,15 +32,15 @@ export class LocalBackend implements Backend {
 
   /**
    * Removes temporary files that killed processes left behind: at once when they name a
-   * process of this host that is gone, else once they are a day old (another host's).
+   * process of this host (boot, pid namespace) that is gone, else once they are a day old.
    */
   async sweepTemporaryFiles(now = Date.now()): Promise<void> {
     const dir = path.join(this.location, TMP);
     const names = await fs.readdir(dir).catch(() => [] as string[]);
     for (const name of names) {
       const file = path.join(dir, name);
-      const writer = /\.[0-9a-f]{12}\.(\d+)\.(.+)$/.exec(name);
-      const orphan = writer !== null && writer[2] === os.hostname() && !processRuns(Number(writer[1]));
+      const writer = /\.[0-9a-f]{12}\.(\d+)\.([0-9a-f]{12})$/.exec(name);
+      const orphan = writer !== null && writerGone(writer[2], Number(writer[1]));
       const st = orphan ? null : await fs.stat(file).catch(() => null);
       if (orphan || (st && now - st.mtimeMs > STALE_TMP_MS)) await fs.rm(file, { force: true });
     }
@@ -53,8 +52,8 @@ export class LocalBackend implements Backend {
     this.swept ??= this.sweepTemporaryFiles().catch(() => {});
     const target = path.join(this.location, name);
     const tmpDir = path.join(this.location, TMP);
-    // Named by writer (pid and host), so the next writer knows which ones a dead process left.
-    const tmp = path.join(tmpDir, `${path.basename(name)}.${randomBytes(6).toString('hex')}.${process.pid}.${os.hostname()}`);
+    // Named by writer (pid and process space), so the next writer knows which ones a dead process left.
+    const tmp = path.join(tmpDir, `${path.basename(name)}.${randomBytes(6).toString('hex')}.${process.pid}.${processSpace()}`);
     await this.io('save', name, async () => {
       await this.ensureDir(tmpDir);
       const dir = path.dirname(target);

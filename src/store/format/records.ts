@@ -220,6 +220,8 @@ export function decodeSnapshot(data: Uint8Array, what: string): Snapshot {
 export interface LockRecord {
   host: string;
   pid: number;
+  /** The writer's process space (process.ts); locks of older versions have none and go stale by time only. */
+  space?: string;
   /** ISO time of creation or last refresh. */
   time: string;
   /** ISO time of creation (locks of older versions have only `time`). */
@@ -236,6 +238,7 @@ export function decodeLock(data: Uint8Array, what: string): LockRecord {
   return {
     host: f.string('host'), pid: f.int('pid'), time: f.string('time'), exclusive: f.bool('exclusive'), purpose: f.string('purpose'),
     ...(f.has('since') ? { since: f.string('since') } : {}),
+    ...(f.has('space') ? { space: f.string('space') } : {}),
   };
 }
 

@@ -6,8 +6,9 @@
  * and pruning, check reading every byte; wall time, MB/s, CPU seconds, peak RSS, repository size, and
  * Strata's ratio to each peer. Page caches are dropped before every step where
  * the machine allows it. Options: --dir DIR (default /var/tmp/strata-bench),
- * --tools strata,strata-zstd,restic,borg (or none; strata-zstd is a repository made
- * with --compression zstd, backup and restore steps only), --index-10m (also measure a backup
+ * --tools strata,strata-zstd,strata-noparity,restic,borg (or none; strata-zstd is a repository made
+ * with --compression zstd, strata-noparity one made with --parity 0, what parity costs: backup and restore
+ * steps only), --index-10m (also measure a backup
  * against a synthetic index of 10 million chunks), --serve (continuous capture
  * on a share of 200,000 files, bench/serve.ts), --scale (capture's cost per
  * entry on a 50k and a 500k-entry tree, bench/scale.ts), --json.
@@ -27,7 +28,7 @@ const option = (name: string, fallback: string): string => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const benchDir = option('--dir', '/var/tmp/strata-bench');
-const tools = option('--tools', 'strata,strata-zstd,restic,borg').split(',');
+const tools = option('--tools', 'strata,strata-zstd,strata-noparity,restic,borg').split(',');
 const PASSWORD = 'bench-password';
 
 interface Measure { step: string; tool: string; seconds: number; cpu: number; rssMiB: number; mbps: number; repoBytes: number }
@@ -81,31 +82,23 @@ interface Tool extends MountTool {
 function makeTools(): Tool[] {
   // Run as users run it (npx strata, the systemd unit): the executable, with the Node flags of its first line.
   const strataBin = [path.join(root, 'bin/strata.js')];
+  const strata = (name: string, initOptions: string[], stepsOnly?: boolean): Tool => ({
+    name, repo: path.join(benchDir, `repo-${name}`),
+    env: { STRATA_REPOSITORY: path.join(benchDir, `repo-${name}`), STRATA_PASSWORD: PASSWORD, STRATA_CACHE_DIR: path.join(benchDir, `cache-${name}`) },
+    init: () => [...strataBin, 'init', '-q', ...initOptions],
+    backup: (s) => [...strataBin, 'backup', '-q', s],
+    restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
+    prune: () => [...strataBin, 'forget', '-q', '--keep-last', '2', '--prune', '--grace', '0s'],
+    check: () => [...strataBin, 'check', '-q', '--read-data'],
+    mount: (m, extra = []) => [...strataBin, 'mount', '-q', ...extra, m],
+    latest: (m, share) => path.join(m, 'snapshots/latest', share),
+    ...(stepsOnly ? { stepsOnly } : {}),
+  });
   const all: Tool[] = [
-    {
-      name: 'strata', repo: path.join(benchDir, 'repo-strata'),
-      env: { STRATA_REPOSITORY: path.join(benchDir, 'repo-strata'), STRATA_PASSWORD: PASSWORD, STRATA_CACHE_DIR: path.join(benchDir, 'cache-strata') },
-      init: () => [...strataBin, 'init', '-q'],
-      backup: (s) => [...strataBin, 'backup', '-q', s],
-      restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
-      prune: () => [...strataBin, 'forget', '-q', '--keep-last', '2', '--prune', '--grace', '0s'],
-      check: () => [...strataBin, 'check', '-q', '--read-data'],
-      mount: (m, extra = []) => [...strataBin, 'mount', '-q', ...extra, m],
-      latest: (m, share) => path.join(m, 'snapshots/latest', share),
-    },
-    {
-      // The same, in a repository made with --compression zstd: backup and restore steps only.
-      name: 'strata-zstd', repo: path.join(benchDir, 'repo-strata-zstd'),
-      env: { STRATA_REPOSITORY: path.join(benchDir, 'repo-strata-zstd'), STRATA_PASSWORD: PASSWORD, STRATA_CACHE_DIR: path.join(benchDir, 'cache-strata-zstd') },
-      init: () => [...strataBin, 'init', '-q', '--compression', 'zstd'],
-      backup: (s) => [...strataBin, 'backup', '-q', s],
-      restore: (t) => [...strataBin, 'restore', '-q', 'latest', '--target', t],
-      prune: () => [...strataBin, 'forget', '-q', '--keep-last', '2', '--prune', '--grace', '0s'],
-      check: () => [...strataBin, 'check', '-q', '--read-data'],
-      mount: (m, extra = []) => [...strataBin, 'mount', '-q', ...extra, m],
-      latest: (m, share) => path.join(m, 'snapshots/latest', share),
-      stepsOnly: true,
-    },
+    strata('strata', []),
+    // The same in a repository made with --compression zstd, and in one without parity (what parity costs): backup and restore steps only.
+    strata('strata-zstd', ['--compression', 'zstd'], true),
+    strata('strata-noparity', ['--parity', '0'], true),
     {
       name: 'restic', repo: path.join(benchDir, 'repo-restic'),
       env: { RESTIC_REPOSITORY: path.join(benchDir, 'repo-restic'), RESTIC_PASSWORD: PASSWORD, RESTIC_CACHE_DIR: path.join(benchDir, 'cache-restic') },

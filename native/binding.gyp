@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "strata_native",
-      "sources": ["strata_native.c", "blob_open.c", "blob_seal.c", "blob_napi.c"],
+      "sources": ["strata_native.c", "blob_open.c", "blob_seal.c", "blob_napi.c", "pool_job.c", "rs.c", "rs_napi.c"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-std=c11"],
       "libraries": ["-llz4", "-lzstd"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]

@@ -23,17 +23,7 @@
 #include "blob_napi.h"
 #include "blob_seal.h"
 #include "napi_return.h"
-
-static int buffer_arg(napi_env env, napi_value v, const uint8_t **data, size_t *len, size_t want) {
-  bool is = false;
-  void *p = NULL;
-  if (napi_is_buffer(env, v, &is) != napi_ok || !is || napi_get_buffer_info(env, v, &p, len) != napi_ok || (want && *len != want)) {
-    napi_throw_type_error(env, NULL, want ? "expected a 32-byte Buffer" : "expected a Buffer");
-    return 0;
-  }
-  *data = p;
-  return 1;
-}
+#include "pool_job.h"
 
 /* Reads the encryption key (or null: an unencrypted repository) into k. */
 static int keys_arg(napi_env env, napi_value v, blob_keys *k) {
@@ -43,7 +33,7 @@ static int keys_arg(napi_env env, napi_value v, blob_keys *k) {
   if (type == napi_null || type == napi_undefined) return 1;
   const uint8_t *key;
   size_t len;
-  if (!buffer_arg(env, v, &key, &len, BLOB_KEY_BYTES)) return 0;
+  if (!pool_buffer_arg(env, v, &key, &len, BLOB_KEY_BYTES)) return 0;
   k->encrypted = 1;
   memcpy(k->encryption, key, BLOB_KEY_BYTES);
   return 1;
@@ -61,7 +51,7 @@ static napi_value open_record(napi_env env, napi_callback_info info) {
   const uint8_t *sealed;
   size_t len;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return damaged(env, "openRecord(sealed, key)");
-  if (!buffer_arg(env, argv[0], &sealed, &len, 0) || !keys_arg(env, argv[1], &k)) return NULL;
+  if (!pool_buffer_arg(env, argv[0], &sealed, &len, 0) || !keys_arg(env, argv[1], &k)) return NULL;
   size_t plain = blob_plain_length(&k, len);
   void *data;
   if (napi_create_buffer(env, plain, &data, &out) != napi_ok) return NULL;
@@ -78,8 +68,8 @@ static napi_value open_blob(napi_env env, napi_callback_info info) {
   bool compressed = false;
   double raw_length = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) return damaged(env, "openBlob(sealed, key, idKey, compressed, rawLength, id)");
-  if (!buffer_arg(env, argv[0], &sealed, &len, 0) || !keys_arg(env, argv[1], &k) ||
-      !buffer_arg(env, argv[2], &id_key, &key_len, BLOB_KEY_BYTES) || !buffer_arg(env, argv[5], &id, &id_len, BLOB_ID_BYTES)) {
+  if (!pool_buffer_arg(env, argv[0], &sealed, &len, 0) || !keys_arg(env, argv[1], &k) ||
+      !pool_buffer_arg(env, argv[2], &id_key, &key_len, BLOB_KEY_BYTES) || !pool_buffer_arg(env, argv[5], &id, &id_len, BLOB_ID_BYTES)) {
     return NULL;
   }
   memcpy(k.id, id_key, BLOB_KEY_BYTES);
@@ -92,26 +82,10 @@ static napi_value open_blob(napi_env env, napi_callback_info info) {
   return problem ? damaged(env, problem) : out;
 }
 
-/* What both thread-pool jobs hold: their work, the Buffer they read (kept alive), the callback, the output. */
-typedef struct pool_job {
-  napi_async_work work;
-  napi_ref input, callback;
-  uint8_t *out;
-  size_t out_len;
-  const char *problem;
-} pool_job;
-
 static void free_malloced(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   free(data);
-}
-
-static void set_error(napi_env env, const char *code, const char *problem, napi_value *error) {
-  napi_value message, code_value = NULL;
-  napi_create_string_utf8(env, problem, NAPI_AUTO_LENGTH, &message);
-  if (code) napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value);
-  napi_create_error(env, code_value, message, error);
 }
 
 /*
@@ -130,31 +104,9 @@ napi_status blob_napi_buffer(napi_env env, uint8_t **bytes, size_t len, napi_val
 static void job_result(napi_env env, napi_status status, pool_job *job, const char *code, const char *failed, napi_value *args) {
   napi_get_undefined(env, &args[0]);
   napi_get_undefined(env, &args[1]);
-  if (status != napi_ok || job->problem) set_error(env, code, job->problem ? job->problem : failed, &args[0]);
-  else if (blob_napi_buffer(env, &job->out, job->out_len, &args[1]) != napi_ok) set_error(env, NULL, "out of memory", &args[0]);
+  if (status != napi_ok || job->problem) pool_error(env, code, job->problem ? job->problem : failed, &args[0]);
+  else if (blob_napi_buffer(env, &job->out, job->out_len, &args[1]) != napi_ok) pool_error(env, NULL, "out of memory", &args[0]);
   free(job->out);
-}
-
-static void job_finish(napi_env env, pool_job *job, size_t argc, napi_value *args) {
-  napi_value cb, global;
-  napi_get_reference_value(env, job->callback, &cb);
-  napi_get_global(env, &global);
-  napi_call_function(env, global, cb, argc, args, NULL);
-  napi_delete_reference(env, job->callback);
-  napi_delete_reference(env, job->input);
-  napi_delete_async_work(env, job->work);
-  free(job);
-}
-
-static napi_value job_queue(napi_env env, pool_job *job, napi_value input, napi_value callback, const char *name,
-                            napi_async_execute_callback execute, napi_async_complete_callback complete) {
-  napi_value resource;
-  napi_create_reference(env, input, 1, &job->input);
-  napi_create_reference(env, callback, 1, &job->callback);
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
-  NAPI_OR_RETURN_NULL(napi_create_async_work(env, NULL, resource, execute, complete, job, &job->work));
-  NAPI_OR_RETURN_NULL(napi_queue_async_work(env, job->work));
-  return NULL;
 }
 
 typedef struct seal_job {
@@ -178,7 +130,7 @@ static void seal_complete(napi_env env, napi_status status, void *arg) {
   napi_value args[3];
   job_result(env, status, &job->base, NULL, "cannot be sealed (job failed)", args);
   napi_get_boolean(env, job->compressed, &args[2]);
-  job_finish(env, &job->base, 3, args);
+  pool_job_finish(env, &job->base, 3, args);
 }
 
 static napi_value seal_blob(napi_env env, napi_callback_info info) {
@@ -194,12 +146,12 @@ static napi_value seal_blob(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
-  if (!buffer_arg(env, argv[0], &job->data, &job->len, 0) || !keys_arg(env, argv[1], &job->keys)) {
+  if (!pool_buffer_arg(env, argv[0], &job->data, &job->len, 0) || !keys_arg(env, argv[1], &job->keys)) {
     free(job);
     return NULL;
   }
   napi_get_value_int32(env, argv[2], &job->compression);
-  return job_queue(env, &job->base, argv[0], argv[3], "strata.sealBlob", seal_execute, seal_complete);
+  return pool_job_queue(env, &job->base, argv[0], argv[3], "strata.sealBlob", seal_execute, seal_complete);
 }
 
 /* sealBlobSync(data, key, compression) → [sealed, compressed]: for small blobs, cheaper than a hand-off to the pool. */
@@ -212,7 +164,7 @@ static napi_value seal_blob_sync(napi_env env, napi_callback_info info) {
   int32_t compression = 0;
   int was_compressed = 0;
   NAPI_OR_RETURN_NULL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3 || !buffer_arg(env, argv[0], &data, &len, 0) || !keys_arg(env, argv[1], &keys)) return NULL;
+  if (argc < 3 || !pool_buffer_arg(env, argv[0], &data, &len, 0) || !keys_arg(env, argv[1], &keys)) return NULL;
   napi_get_value_int32(env, argv[2], &compression);
   uint8_t *out = NULL;
   const char *problem = blob_seal_new(&keys, data, len, compression, &out, &out_len, &was_compressed);
@@ -253,7 +205,7 @@ static void open_complete(napi_env env, napi_status status, void *arg) {
   open_job *job = arg;
   napi_value args[2];
   job_result(env, status, &job->base, "DAMAGED", "cannot be opened (job failed)", args);
-  job_finish(env, &job->base, 2, args);
+  pool_job_finish(env, &job->base, 2, args);
 }
 
 static napi_value open_blob_async(napi_env env, napi_callback_info info) {
@@ -266,8 +218,8 @@ static napi_value open_blob_async(napi_env env, napi_callback_info info) {
   if (argc < 7) return damaged(env, "openBlobAsync(sealed, key, idKey, compressed, rawLength, id, callback)");
   open_job *job = calloc(1, sizeof *job);
   if (!job) return damaged(env, "cannot be opened (out of memory)");
-  if (!buffer_arg(env, argv[0], &job->sealed, &job->len, 0) || !keys_arg(env, argv[1], &job->keys) ||
-      !buffer_arg(env, argv[2], &id_key, &key_len, BLOB_KEY_BYTES) || !buffer_arg(env, argv[5], &id, &id_len, BLOB_ID_BYTES)) {
+  if (!pool_buffer_arg(env, argv[0], &job->sealed, &job->len, 0) || !keys_arg(env, argv[1], &job->keys) ||
+      !pool_buffer_arg(env, argv[2], &id_key, &key_len, BLOB_KEY_BYTES) || !pool_buffer_arg(env, argv[5], &id, &id_len, BLOB_ID_BYTES)) {
     free(job);
     return NULL;
   }
@@ -280,7 +232,7 @@ static napi_value open_blob_async(napi_env env, napi_callback_info info) {
     return damaged(env, "is larger than any blob Strata writes");
   }
   job->base.out_len = (size_t)raw_length;
-  return job_queue(env, &job->base, argv[0], argv[6], "strata.openBlob", open_execute, open_complete);
+  return pool_job_queue(env, &job->base, argv[0], argv[6], "strata.openBlob", open_execute, open_complete);
 }
 
 /* What sealingKeys hands to JS: the keys, and the size from which blobs are worth compressing. */
@@ -315,7 +267,7 @@ static napi_value sealing_keys(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "sealingKeys(encryptionKey, idKey, minCompress, compression)");
     return NULL;
   }
-  if (!keys_arg(env, argv[0], &s->keys) || !buffer_arg(env, argv[1], &id_key, &key_len, BLOB_KEY_BYTES)) {
+  if (!keys_arg(env, argv[0], &s->keys) || !pool_buffer_arg(env, argv[1], &id_key, &key_len, BLOB_KEY_BYTES)) {
     free(s);
     return NULL;
   }

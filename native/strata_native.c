@@ -18,11 +18,13 @@
  *    read, so a small file costs one hand-off to the pool instead of two.
  *  - writeNew: create + write + close of a restored small file in one job.
  *  - openRecord, openBlob: reading what the repository sealed (blob_napi.c over blob_open.c).
+ *  - rsEncode, rsRebuild: Reed–Solomon parity of packs (rs_napi.c over rs.c).
  *
  * Paths are taken as Buffers (or strings) because NAS file names are byte strings.
  */
 #include <node_api.h>
 #include "blob_napi.h"
+#include "rs_napi.h"
 #include "blob_seal.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -552,6 +554,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   NAPI_OR_RETURN_NULL(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   blob_napi_register(env, exports);
+  rs_napi_register(env, exports);
   return exports;
 }
 

@@ -2,7 +2,7 @@
  * The compiled addon in native/ (see native/strata_native.c): xattrs, mknod,
  * SEEK_DATA/SEEK_HOLE, nanosecond utimensat, the C FastCDC cut, and sealing and
  * opening blobs (native/blob_seal.c, native/blob_open.c, the latter shared with the
- * mount's data path).
+ * mount's data path), and Reed–Solomon parity (native/rs.c).
  */
 import { createRequire } from 'node:module';
 
@@ -47,6 +47,10 @@ export interface Native {
     callback: (err: Error | undefined, raw: Buffer) => void): void;
   /** Compressed (compression: 0 none, 1 LZ4, 2 zstd) when that shrinks the data, then sealed as openBlob opens it, in a thread-pool job; `data` must stay unchanged until the callback. */
   sealBlob(data: Uint8Array, encryption: Buffer | null, compression: number, callback: (err: Error | undefined, sealed: Buffer, compressed: boolean) => void): void;
+  /** Fills the m parity shards of a stripe (k data shards, then m parity shards, of shardSize bytes each) in a thread-pool job. */
+  rsEncode(stripe: Buffer, k: number, m: number, shardSize: number, callback: (err: Error | undefined) => void): void;
+  /** Rebuilds the shards of a stripe whose indices `lost` holds, in place; err (code DAMAGED) when more are lost than there is parity. */
+  rsRebuild(stripe: Buffer, k: number, m: number, shardSize: number, lost: Buffer, callback: (err: Error | undefined) => void): void;
 }
 
 /** Fields per entry in scanDir/readSmall stat arrays. */

@@ -26,8 +26,10 @@ export function checkLines(result: CheckResult, readData: boolean): string[] {
         `${unreached.examples.length ? ` (holding ${unreached.examples.map((e) => e.names.slice(0, 3).join(', ') || 'nothing').join('; ')})` : ''}: ` +
         'snapshots forgotten but not pruned yet, a backup running or interrupted, or snapshot records that were lost',
     ] : []),
+    ...result.healed.map((h) => `healed pack ${h.pack} from its parity (${h.shards} of ${h.of} shards rebuilt) and wrote it back`),
+    ...(result.parityWritten ? [`wrote the missing or damaged parity of ${count(result.parityWritten, 'pack')}`] : []),
     `checked ${count(result.packs, 'pack')}${read}, ${count(result.snapshots, 'snapshot')}, ${count(result.trees, 'tree')}: ` +
-      `${result.problems.length ? count(result.problems.length, 'problem') : 'no problems'}`,
+      `${result.problems.length ? count(result.problems.length, 'problem') : 'no problems'}${result.healed.length ? ` (${count(result.healed.length, 'pack')} healed)` : ''}`,
   ];
 }
 

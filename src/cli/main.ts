@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { errors, exitCodes } from '../store/errors.js';
+import { DATA_SHARDS } from '../store/parity.js';
 import { Repository } from '../store/repository.js';
 import { findParent, selectSnapshot } from '../store/select.js';
 import { capture } from '../sync/capture.js';
@@ -79,6 +80,7 @@ program.command('init')
   .description('create a repository')
   .option('--insecure-no-encryption', 'store data unencrypted (integrity is still checked); no password')
   .addOption(new Option('--compression <kind>', 'how chunks are compressed, for good: lz4 (fast) or zstd (smaller, more CPU)').choices([...COMPRESSIONS]).default('lz4'))
+  .option('--parity <percent>', 'Reed–Solomon parity of every pack, in percent of its size (0: none); heals bit rot and cut-off packs', '6')
   .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => {
     const opts = globals(cmd);
     const encrypted = !cmdOpts.insecureNoEncryption;
@@ -86,8 +88,10 @@ program.command('init')
     if (encrypted && !pw) throw errors.usage('give a password: STRATA_PASSWORD, STRATA_PASSWORD_FILE or --password-file');
     const backend = backendFor(opts);
     const compression = cmdOpts.compression as Compression;
-    const config = await Repository.init(backend, { password: pw, encrypted, compression });
-    out.result({ id: config.id, location: backend.location, encrypted, compression }, () =>
+    const parityPercent = Number(cmdOpts.parity);
+    if (!/^\d+(\.\d+)?$/.test(cmdOpts.parity) || parityPercent > 100) throw errors.usage(`--parity takes a percentage from 0 to 100, not "${cmdOpts.parity}"`);
+    const config = await Repository.init(backend, { password: pw, encrypted, compression, parityPercent });
+    out.result({ id: config.id, location: backend.location, encrypted, compression, parityPercent: ((config.parity ?? 0) / DATA_SHARDS) * 100 }, () =>
       `created ${encrypted ? 'an encrypted' : 'an UNENCRYPTED'} repository ${config.id.slice(0, 8)} at ${backend.location}${compression === 'lz4' ? '' : ` (${compression})`}`);
   }));
 
@@ -277,7 +281,7 @@ program.command('stats')
   })));
 
 program.command('check')
-  .description('verify the repository: packs against the index, every snapshot\'s trees and chunks; with --read-data, every byte')
+  .description('verify the repository: packs against the index, every snapshot\'s trees and chunks; with --read-data, every byte (healing damaged packs from their parity)')
   .option('--read-data', 'read every pack whole: its bytes against its name, every blob authenticated')
   .option('--read-data-subset <n/m|p%>', 'read only part n of m of the packs (m runs read each once), or a random share such as 10%')
   .option('--no-lock', 'take no lock (a read-only repository; a prune running meanwhile may then be reported as damage)')

@@ -18,6 +18,10 @@ export class Lru<K, V> {
     this.weight = 0;
   }
 
+  deleteWhere(matches: (k: K) => boolean): void {
+    for (const k of [...this.map.keys()]) if (matches(k)) this.delete(k);
+  }
+
   delete(k: K): void {
     const old = this.map.get(k);
     if (old === undefined) return;

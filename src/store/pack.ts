@@ -2,13 +2,15 @@
  * Packs: many sealed blobs followed by a sealed trailer that lists them, then
  * the trailer's length (u32 little-endian). A pack describes itself, so the
  * index can always be rebuilt from packs alone. A pack's name is the SHA-256
- * of its bytes: `check` verifies a pack by its name.
+ * of its bytes: `check` verifies a pack by its name. Its parity (parity.ts) is saved
+ * right after it.
  */
 import type { Backend } from './backend/backend.js';
 import { createHash } from 'node:crypto';
 import type { Sealer } from './crypto.js';
 import { errors } from './errors.js';
 import { decodeTrailer, encodeTrailer, type BlobLocation, type BlobType } from './format/records.js';
+import { encodeParity, parityObjectName } from './parity.js';
 
 const LENGTH_BYTES = 4;
 /** Most trailers fit: read this much of a pack's tail at once. */
@@ -33,6 +35,8 @@ export class PackWriter {
     private readonly backend: Backend,
     private readonly sealer: Sealer,
     private readonly targetSize: number,
+    /** Parity shards per stripe (parity.ts); 0: none. */
+    private readonly parity: number,
   ) {}
 
   get pendingBytes(): number {
@@ -73,6 +77,8 @@ export class PackWriter {
     for (const part of parts) hash.update(part);
     const id = hash.digest('hex');
     await this.backend.save(packObjectName(id), parts);
+    // After the pack: parity without its pack would be an orphan, a pack without parity is mended by check --read-data.
+    if (this.parity) await this.backend.save(parityObjectName(id), await encodeParity(Buffer.concat(parts, size), this.parity));
     return { id, size, blobs };
   }
 }

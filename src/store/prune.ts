@@ -27,6 +27,7 @@ import { errors, isStrataError } from './errors.js';
 import type { BlobType, DeletionRecord } from './format/records.js';
 import { liveLocks } from './lock.js';
 import { packObjectName, packIdFromName } from './pack.js';
+import { packIdOfParity, parityObjectName } from './parity.js';
 import type { Repository } from './repository.js';
 import type { SnapshotRef } from './roles.js';
 
@@ -105,11 +106,17 @@ class PruneRun {
   }
 
   async go(maxUnused: number): Promise<PruneResult> {
+    // Parity is listed first: a pack is saved before its parity, so one listed without its pack is an orphan (a writer killed between deleting the two).
+    const parities: string[] = [];
+    for await (const { name } of this.repo.backend.list('parity/')) parities.push(name);
     for await (const { name, size } of this.repo.backend.list('packs/')) {
       this.sizes.set(packIdFromName(name), size);
       this.result.bytes += size;
     }
     this.result.packs = this.sizes.size;
+    if (!this.opts.dryRun) {
+      for (const name of parities) if (!this.sizes.has(packIdOfParity(name))) await this.repo.backend.remove(name);
+    }
     await this.repo.syncIndex(this.opts.onWarning); // the packs of backups that ran since this index last looked
     if (!this.opts.dryRun) await this.deleteDue();
     const snapshots = await this.repo.listSnapshots(this.opts.onWarning);
@@ -276,6 +283,7 @@ class PruneRun {
     for (const pack of condemned) {
       this.checkAborted();
       await this.repo.backend.remove(packObjectName(pack));
+      await this.repo.backend.remove(parityObjectName(pack));
       this.result.deletedPacks++;
       this.result.freedBytes += this.sizes.get(pack) ?? 0;
     }

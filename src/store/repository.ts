@@ -29,6 +29,7 @@ import {
 import { decodeTree, type Entry, type TreeBuilder } from './format/tree.js';
 import { BlobIndex, type IndexEntry, type IndexedPack } from './index-db.js';
 import { acquireLock, removeLocks, type Lock } from './lock.js';
+import { encodeParity, healPack, parityObjectName, parityProblem, parityShardsFor, type Healed } from './parity.js';
 import { Lru } from './lru.js';
 import { PackWriter, packIdFromName, packObjectName, parsePackTrailer, readPackTrailer, type SavedPack } from './pack.js';
 import type {
@@ -37,6 +38,8 @@ import type {
 
 /** Packs of 8 MiB: about 130,000 objects per terabyte, and little memory while one fills and one saves. */
 const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
+/** 2 parity shards per 32 (6.25 %): heals rot in up to 2 shards of every stripe, or a lost tail of 6 %. */
+const DEFAULT_PARITY_PERCENT = 6;
 /** Packs being saved at once; more blobs wait (bounded memory). */
 const MAX_SAVING_PACKS = 1;
 /**
@@ -61,6 +64,8 @@ export interface InitOptions {
   packSize?: number;
   /** LZ4 by default; zstd stores less for more CPU (see the README's benchmark). */
   compression?: Compression;
+  /** Parity of every pack in percent of its size (parity.ts), 6 by default; 0: none. */
+  parityPercent?: number;
 }
 
 export interface OpenOptions {
@@ -100,6 +105,10 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   private closing = false;
   private readonly snapshotCache = new Map<string, Snapshot>();
   private readonly treeRegions: PackRegions;
+  /** Told what was healed, and what could not be written back. */
+  private warn: (message: string) => void = () => {};
+  /** Heals in flight, by pack: readers of one damaged pack share one. */
+  private readonly healing = new Map<string, Promise<Healed>>();
   /** Scheduled deletions as last read (object name → record), and the packs they condemn. */
   private deletionNames = new Set<string>();
   private deletions = new Map<string, DeletionRecord>();
@@ -125,8 +134,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     this.sealing = native.sealingKeys(sealer.key, keys.id, MIN_COMPRESS, this.compression);
     this.treeRegions = new PackRegions(backend);
     this.writers = {
-      data: new PackWriter(backend, sealer, config.packSize),
-      tree: new PackWriter(backend, sealer, config.packSize),
+      data: new PackWriter(backend, sealer, config.packSize, config.parity ?? 0),
+      tree: new PackWriter(backend, sealer, config.packSize, config.parity ?? 0),
     };
   }
 
@@ -153,6 +162,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       packSize: opts.packSize ?? DEFAULT_PACK_SIZE,
       created: new Date().toISOString(),
       ...(opts.compression && opts.compression !== 'lz4' ? { compression: opts.compression } : {}),
+      ...(parityShardsFor(opts.parityPercent ?? DEFAULT_PARITY_PERCENT) ? { parity: parityShardsFor(opts.parityPercent ?? DEFAULT_PARITY_PERCENT) } : {}),
     };
     // The key first: a config without a key would be a repository nobody can open. Each also has a copy:
     // without its config or every key, nothing in a repository can be read.
@@ -192,6 +202,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     if (config.encrypted !== encrypted) throw errors.corrupt('config and key disagree on encryption');
     const index = await BlobIndex.open(path.join(opts.cacheDir ?? defaultCacheDir(), config.id, 'index'), { shared: !!opts.readOnly });
     const repo = new Repository(backend, config, sealer, keys.master, index);
+    if (opts.onWarning) repo.warn = opts.onWarning;
     if (!opts.readOnly) {
       // Best effort: what cannot be put back now (a full disk, a bad sector in the way) waits for the next writer.
       await repo.mendCopies(sealedConfigs, keys.intact, keys.damaged, opts.onWarning)
@@ -277,7 +288,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       listed.add(packId);
       if (this.index.hasPack(packId)) continue;
       try {
-        await this.index.addPack(packId, await readPackTrailer(this.backend, packId, this.sealer));
+        await this.index.addPack(packId, await this.packTrailer(packId));
         packs++;
       } catch (e) {
         if (!isStrataError(e, 'CORRUPT')) throw e;
@@ -307,7 +318,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     const trailers = new Map<string, Promise<PackedBlob[]>>();
     await this.index.removePacks(packIds, async (pack, id) => {
       let trailer = trailers.get(pack);
-      if (!trailer) trailers.set(pack, (trailer = readPackTrailer(this.backend, pack, this.sealer)));
+      if (!trailer) trailers.set(pack, (trailer = this.packTrailer(pack)));
       const blobs = await trailer.catch(() => [] as PackedBlob[]);
       return blobs.find((b) => b.id.equals(id));
     });
@@ -508,8 +519,46 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
         entry = await this.located(type, id, entry);
       }
     }
-    if (sealed.length !== entry.length) throw errors.corrupt(`${type} blob ${hex} in pack ${entry.pack} is cut short: the pack is truncated`);
-    return this.openBlob(entry, id, sealed);
+    try {
+      if (sealed.length !== entry.length) throw errors.corrupt(`${type} blob ${hex} in pack ${entry.pack} is cut short: the pack is truncated`);
+      return await this.openBlob(entry, id, sealed);
+    } catch (e) {
+      if (!isStrataError(e, 'CORRUPT') || !this.config.parity) throw e;
+      const { pack } = await this.healedPack(entry.pack).catch((why: Error) => { throw errors.corrupt(`${(e as Error).message}; ${why.message}`, { cause: e }); });
+      return this.openBlob(entry, id, pack.subarray(entry.offset, entry.offset + entry.length));
+    }
+  }
+
+  /**
+   * A damaged pack made whole from its parity and written back (where the storage lets it),
+   * so every later read finds it intact; CORRUPT when it cannot be healed. `read`: the pack as
+   * already read. Readers of one pack share one heal.
+   */
+  private healedPack(packId: string, read?: Buffer): Promise<Healed> {
+    let healing = this.healing.get(packId);
+    if (!healing) {
+      healing = (async () => {
+        const name = packObjectName(packId);
+        const parity = await this.backend.load(parityObjectName(packId)).catch((e) => {
+          throw isStrataError(e, 'NOT_FOUND') ? errors.corrupt(`pack ${packId} has no parity to heal it from`) : e;
+        });
+        const healed = await healPack(read ?? await this.backend.load(name).catch((e) => {
+          if (isStrataError(e, 'NOT_FOUND')) throw errors.corrupt(`pack ${packId} is gone: parity cannot bring back a whole pack`);
+          throw e;
+        }), parity, packId);
+        this.treeRegions.forget(packId);
+        const done = `pack ${packId} healed from its parity (${healed.shardsRebuilt} of ${healed.shards} shards rebuilt)`;
+        try {
+          await this.backend.save(name, healed.pack);
+          this.warn(`${done} and written back`);
+        } catch (e) {
+          this.warn(`${done}, but it could not be written back: ${(e as Error).message}`);
+        }
+        return healed;
+      })().finally(() => this.healing.delete(packId));
+      this.healing.set(packId, healing);
+    }
+    return healing;
   }
 
   /** Authenticates, decompresses and re-checks the id of a sealed blob (large ones in the thread pool). */
@@ -565,8 +614,15 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     }
   }
 
-  packTrailer(id: string): Promise<PackedBlob[]> {
-    return readPackTrailer(this.backend, id, this.sealer);
+  /** A pack's trailer; one that cannot be read is healed from the pack's parity where it can be. */
+  async packTrailer(id: string): Promise<PackedBlob[]> {
+    try {
+      return await readPackTrailer(this.backend, id, this.sealer);
+    } catch (e) {
+      if (!isStrataError(e, 'CORRUPT') || !this.config.parity) throw e;
+      const { pack } = await this.healedPack(id).catch((why: Error) => { throw errors.corrupt(`${(e as Error).message}; ${why.message}`, { cause: e }); });
+      return parsePackTrailer(pack, id, this.sealer);
+    }
   }
 
   indexedBlobsOf(pack: string): Buffer[] | undefined {
@@ -574,8 +630,27 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   async verifyPack(id: string): Promise<PackVerdict> {
-    const bytes = await this.backend.load(packObjectName(id));
-    const verdict: PackVerdict = { bytes: bytes.length, matchesName: sha256(bytes).toString('hex') === id, blobs: [], damaged: [] };
+    let bytes = await this.backend.load(packObjectName(id));
+    const readBytes = bytes.length;
+    let matchesName = sha256(bytes).toString('hex') === id;
+    let healed: PackVerdict['healed'];
+    let parity: PackVerdict['parity'];
+    if (this.config.parity && !matchesName) {
+      try {
+        const h = await this.healedPack(id, bytes);
+        bytes = h.pack;
+        matchesName = true;
+        healed = { shards: h.shardsRebuilt, of: h.shards };
+      } catch (e) {
+        if (!isStrataError(e, 'CORRUPT')) throw e;
+        parity = { problem: (e as Error).message, written: false };
+      }
+    } else if (this.config.parity) {
+      parity = await this.mendParity(id, bytes);
+    }
+    const verdict: PackVerdict = {
+      bytes: readBytes, matchesName, blobs: [], damaged: [], ...(healed ? { healed } : {}), ...(parity ? { parity } : {}),
+    };
     try {
       verdict.blobs = parsePackTrailer(bytes, id, this.sealer);
     } catch (e) {
@@ -596,6 +671,22 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       }
     }));
     return verdict;
+  }
+
+  /** Reads an intact pack's parity and writes it anew when it is missing, damaged or not this pack's. */
+  private async mendParity(id: string, pack: Buffer): Promise<PackVerdict['parity']> {
+    const name = parityObjectName(id);
+    const problem = await this.backend.load(name).then((held) => parityProblem(held, id, pack.length), (e) => {
+      if (!isStrataError(e, 'NOT_FOUND')) throw e;
+      return `pack ${id} has no parity`;
+    });
+    if (!problem) return undefined;
+    try {
+      await this.backend.save(name, await encodeParity(pack, this.config.parity!));
+      return { problem, written: true };
+    } catch (e) {
+      return { problem: `${problem}, and it could not be written: ${(e as Error).message}`, written: false };
+    }
   }
 
   /**
@@ -712,6 +803,11 @@ class PackRegions {
   private readonly regions: Lru<string, Promise<Buffer>>;
   constructor(private readonly backend: Backend, private readonly regionBytes = 256 * 1024, limitBytes = 4 * 1024 * 1024) {
     this.regions = new Lru(Math.max(1, Math.floor(limitBytes / regionBytes)));
+  }
+
+  /** Drops what is held of a pack (it was healed: what was read of it may be damaged). */
+  forget(pack: string): void {
+    this.regions.deleteWhere((key) => key.startsWith(`${pack}:`));
   }
 
   async load(pack: string, offset: number, length: number): Promise<Buffer> {

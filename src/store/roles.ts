@@ -99,7 +99,7 @@ export interface PackReader {
   listPacks(): AsyncIterable<{ id: string; size: number }>;
   /** The blobs a pack's trailer lists (CORRUPT when it cannot be read). */
   packTrailer(id: string): Promise<PackedBlob[]>;
-  /** Reads a pack whole: whether its bytes still hash to its name, and which blobs fail to open. */
+  /** Reads a pack whole: whether its bytes still hash to its name, and which blobs fail to open; heals it from its parity where it can. */
   verifyPack(id: string): Promise<PackVerdict>;
   /** The blob ids the index records for a pack; undefined when it is not indexed. */
   indexedBlobsOf(pack: string): Buffer[] | undefined;
@@ -119,4 +119,8 @@ export interface PackVerdict {
   trailerDamage?: string;
   blobs: PackedBlob[];
   damaged: { type: BlobType; id: Buffer; message: string }[];
+  /** Healed from its parity (and written back): how many of its shards were rebuilt. The rest of the verdict is of the healed bytes. */
+  healed?: { shards: number; of: number };
+  /** Its parity was missing, damaged or made for other bytes, and was written anew (`written`) or could not be. */
+  parity?: { problem: string; written: boolean };
 }

@@ -51,6 +51,10 @@ export interface CheckResult {
    * snapshot record), the first of which are shown with the names they hold.
    */
   unreached: { trees: number; tops: number; examples: { tree: string; names: string[] }[] };
+  /** Packs found damaged and healed from their parity (--read-data), written back whole. */
+  healed: { pack: string; shards: number; of: number }[];
+  /** Packs whose parity was missing or damaged and was written anew (--read-data). */
+  parityWritten: number;
 }
 
 export interface CheckProgress {
@@ -120,7 +124,9 @@ interface Damage {
 const NO_DAMAGE: Damage[] = [];
 
 export async function check(repo: CheckedRepository, opts: CheckOptions = {}): Promise<CheckResult> {
-  const result: CheckResult = { packs: 0, packsRead: 0, bytesRead: 0, blobsRead: 0, snapshots: 0, trees: 0, problems: [], unreached: { trees: 0, tops: 0, examples: [] } };
+  const result: CheckResult = {
+    packs: 0, packsRead: 0, bytesRead: 0, blobsRead: 0, snapshots: 0, trees: 0, problems: [], unreached: { trees: 0, tops: 0, examples: [] }, healed: [], parityWritten: 0,
+  };
   const gathered = new Map<string, Gathered>();
   const problem = (object: string, message: string): string => {
     if (!gathered.has(object)) gathered.set(object, { object, message, snapshots: new Set(), files: [], filesAffected: 0 });
@@ -153,13 +159,18 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
         result.packsRead++;
         result.bytesRead += verdict.bytes;
         result.blobsRead += verdict.blobs.length - verdict.damaged.length;
-        if (verdict.trailerDamage) markPack(pack, verdict.trailerDamage);
+        if (verdict.healed) result.healed.push({ pack, ...verdict.healed });
+        if (verdict.parity?.written) result.parityWritten++;
+        // Parity that cannot be put right is a problem of its own only while the pack is intact (else it is named with the pack's).
+        else if (verdict.parity && verdict.matchesName) problem(`parity ${pack}`, `${verdict.parity.problem}: the pack is intact but not protected`);
+        const unhealed = verdict.parity && !verdict.matchesName ? ` (${verdict.parity.problem})` : '';
+        if (verdict.trailerDamage) markPack(pack, `${verdict.trailerDamage}${unhealed}`);
         else if (!listsIndexed(repo, pack, verdict.blobs)) {
           markPack(pack, verdict.matchesName ? 'intact, but the index records other blobs for it: run `strata repair index`'
             : 'its bytes no longer match its name and it holds other blobs than the index records for it: it was replaced or swapped with another pack');
         } else if (!verdict.matchesName) {
           // Only the blobs that fail to open are lost: the others authenticated, their ids checked.
-          const key = problem(`pack ${pack}`, `its bytes no longer match its name (${verdict.damaged.length} of ${verdict.blobs.length} blobs fail to open): it is damaged`);
+          const key = problem(`pack ${pack}`, `its bytes no longer match its name (${verdict.damaged.length} of ${verdict.blobs.length} blobs fail to open): it is damaged${unhealed}`);
           for (const d of verdict.damaged) badBlobs.set(d.id.toString('hex'), key);
         }
       } else {

@@ -7,7 +7,7 @@ import { chmodSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { strata, strataAsync, testEnv } from '../kit/cli.js';
-import { largestPack, packBytes, packFiles } from '../kit/packs.js';
+import { damageBeyondParity, largestPack, packBytes, packFiles } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
 import { tempDir } from '../kit/tmp.js';
 import { mountSkip } from '../kit/real.js';
@@ -61,7 +61,7 @@ t.test('an unreadable source file is named, the rest is saved, exit code 3', asy
   t.equal(strata(['dump', 'latest', path.join(source, 'ok.txt')], env).stdout, 'readable');
 });
 
-t.test('a damaged or truncated pack is named by check and restore; other files restore', async (t) => {
+t.test('a pack damaged beyond its parity, or truncated, is named by check and restore; other files restore', async (t) => {
   const { env, dir, source, repo } = setup(t);
   await fs.mkdir(source);
   await fs.writeFile(path.join(source, 'victim.bin'), randomStream(1, 200_000));
@@ -71,9 +71,7 @@ t.test('a damaged or truncated pack is named by check and restore; other files r
   await fs.writeFile(path.join(source, 'other.txt'), 'intact');
   t.equal(strata(['backup', source], env).code, 0);
   const victimPack = await largestPack(repo); // the one with the 200 KB chunk
-  const bytes = await fs.readFile(victimPack);
-  bytes[5000] ^= 0x40;
-  await fs.writeFile(victimPack, bytes);
+  await damageBeyondParity(victimPack, 5000);
 
   const checked = strata(['check', '--read-data'], env);
   t.equal(checked.code, 15);
@@ -91,6 +89,41 @@ t.test('a damaged or truncated pack is named by check and restore; other files r
   const truncated = strata(['check'], env);
   t.equal(truncated.code, 15);
   t.match(truncated.stderr, new RegExp(`pack ${path.basename(victimPack)}.*truncated`));
+});
+
+t.test('bit rot and a cut-off pack heal from parity: restore reads right and says so, check --read-data heals and rewrites lost parity', async (t) => {
+  const { env, dir, source, repo } = setup(t);
+  await fs.mkdir(source);
+  await fs.writeFile(path.join(source, 'victim.bin'), randomStream(2, 3_000_000));
+  t.equal(strata(['init', '--parity', '10'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  const victimPack = await largestPack(repo);
+  const intact = await fs.readFile(victimPack);
+  const rotten = Buffer.from(intact);
+  rotten[12_345] ^= 0x10;
+  rotten[1_000_000] ^= 0x01;
+  await fs.writeFile(victimPack, rotten);
+
+  const target = path.join(dir, 'out');
+  const restored = strata(['restore', `latest:${source}`, '--target', target], env);
+  t.equal(restored.code, 0, restored.stderr);
+  t.match(restored.stderr, new RegExp(`pack ${path.basename(victimPack)} healed from its parity \\(2 of \\d+ shards rebuilt\\) and written back`), 'restore says what it healed');
+  t.ok((await fs.readFile(path.join(target, 'victim.bin'))).equals(await fs.readFile(path.join(source, 'victim.bin'))), 'and restores byte for byte');
+  t.ok((await fs.readFile(victimPack)).equals(intact), 'the pack is whole again on disk');
+
+  await fs.writeFile(victimPack, intact.subarray(0, intact.length - 50_000));
+  const parityFile = path.join(repo, 'parity', path.basename(victimPack).slice(0, 2), path.basename(victimPack));
+  const otherParity = (await fs.readdir(path.join(repo, 'parity'), { recursive: true })).map((f) => path.join(repo, 'parity', f))
+    .find((f) => f.length === parityFile.length && f !== parityFile)!;
+  await fs.rm(otherParity);
+  const checked = strata(['check', '--read-data', '--json'], env);
+  t.equal(checked.code, 0, checked.stderr);
+  const report = JSON.parse(checked.stdout);
+  t.match(report.healed, [{ pack: path.basename(victimPack), shards: Number, of: Number }], 'check --read-data heals the cut-off pack');
+  t.equal(report.parityWritten, 1, 'and writes the parity that was lost');
+  t.ok((await fs.readFile(victimPack)).equals(intact));
+  await fs.access(otherParity);
+  t.match(strata(['check', '--read-data'], env).stdout, /no problems$/m, 'a second check finds nothing to heal');
 });
 
 t.test('a deleted pack is named by check, with the files it affects; a backup of a source that still has them makes the snapshot whole', async (t) => {

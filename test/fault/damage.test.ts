@@ -1,11 +1,11 @@
 /**
  * Damage injection: 1,000 seeded cases, each one kind of harm done to a copy of
  * a small repository behind Strata's back (bits flipped, packs truncated,
- * extended or deleted, snapshot records, key files, the config and the local
- * index damaged or lost). After each: `check --read-data` must name the damaged
- * object (or the copy that stood in for it), and reading every file of every
- * snapshot must give the right bytes or an error, never wrong bytes. The counts
- * are printed for CI's log.
+ * extended or deleted, parity, snapshot records, key files, the config and the
+ * local index damaged or lost). After each: `check --read-data` must name the
+ * damaged object (or the copy that stood in for it), or heal it from its parity
+ * and say so, and reading every file of every snapshot must give the right bytes
+ * or an error, never wrong bytes. The counts are printed for CI's log.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -24,12 +24,13 @@ import { tempDir } from '../kit/tmp.js';
 
 const CASES = 1000;
 
-type Kind = 'pack bit flip' | 'pack truncated' | 'pack extended' | 'pack deleted' | 'snapshot bit flip' | 'snapshot deleted'
+type Kind = 'pack bit flip' | 'pack truncated' | 'pack extended' | 'pack deleted' | 'parity bit flip' | 'parity deleted' | 'snapshot bit flip' | 'snapshot deleted'
   | 'key file damaged' | 'config damaged' | 'index lost' | 'index file damaged';
 
 /** Each kind's share of the cases: packs are most of a repository's bytes. */
 const KINDS: [Kind, number][] = [
-  ['pack bit flip', 40], ['pack truncated', 12], ['pack extended', 5], ['pack deleted', 8], ['snapshot bit flip', 8], ['snapshot deleted', 5],
+  ['pack bit flip', 40], ['pack truncated', 12], ['pack extended', 5], ['pack deleted', 8], ['parity bit flip', 5], ['parity deleted', 3],
+  ['snapshot bit flip', 8], ['snapshot deleted', 5],
   ['key file damaged', 6], ['config damaged', 6], ['index lost', 4], ['index file damaged', 6],
 ];
 
@@ -81,6 +82,8 @@ async function pristine(t: Parameters<typeof tempDir>[0]) {
 
 interface Outcome {
   detected: boolean;
+  /** Healed from parity by check (a damaged pack rebuilt, or damaged parity written anew). */
+  byParity: boolean;
   /** Every file of every snapshot still read right (a copy stood in, or the harm touched nothing needed). */
   healed: boolean;
   wrongBytes: string[];
@@ -101,11 +104,14 @@ async function harm(kind: Kind, rnd: Random, root: string, cacheDir: string): Pr
   const snapshot = one(await files(path.join(root, 'snapshots')));
   const key = one([...await files(path.join(root, 'keys')), ...await files(path.join(root, 'copies', 'keys'))]);
   const config = one([path.join(root, 'config'), path.join(root, 'copies', 'config')]);
+  const parity = path.join(root, 'parity', path.basename(pack).slice(0, 2), path.basename(pack));
   switch (kind) {
     case 'pack bit flip': await flip(pack); return { object: `pack ${path.basename(pack)}`, file: pack };
     case 'pack truncated': await fs.truncate(pack, rnd.int((await fs.stat(pack)).size)); return { object: `pack ${path.basename(pack)}`, file: pack };
     case 'pack extended': await fs.appendFile(pack, rnd.bytes(1 + rnd.int(200))); return { object: `pack ${path.basename(pack)}`, file: pack };
     case 'pack deleted': await fs.rm(pack); return { object: `pack ${path.basename(pack)}`, file: pack };
+    case 'parity bit flip': await flip(parity); return { object: `parity ${path.basename(pack)}`, file: parity };
+    case 'parity deleted': await fs.rm(parity); return { object: `parity ${path.basename(pack)}`, file: parity };
     case 'snapshot bit flip': await flip(snapshot); return { object: `snapshot ${path.basename(snapshot)}`, file: snapshot };
     case 'snapshot deleted': await fs.rm(snapshot); return { object: `snapshot ${path.basename(snapshot)}`, file: snapshot };
     case 'key file damaged': await flip(key); return { object: path.relative(root, key), file: key };
@@ -161,7 +167,7 @@ t.test(`${CASES} seeded damage cases: every one detected, never a wrong byte`, a
   const warmCache = path.join(dir, 'warm-cache');
   // A cache made by opening once: the index damage cases harm a real LevelDB.
   await (await Repository.open(new LocalBackend(root), { password: PASSWORD, cacheDir: warmCache })).close();
-  const tally = new Map<Kind, { run: number; detected: number; healed: number }>();
+  const tally = new Map<Kind, { run: number; detected: number; healed: number; byParity: number }>();
   const failures: string[] = [];
   let wrongTotal = 0;
 
@@ -172,22 +178,26 @@ t.test(`${CASES} seeded damage cases: every one detected, never a wrong byte`, a
     await fs.cp(warmCache, cacheDir, { recursive: true });
     const { object, file } = await harm(kind, rnd, root, cacheDir);
     const outcome = await judge(kind, object, root, cacheDir, expected, source);
-    const row = tally.get(kind) ?? { run: 0, detected: 0, healed: 0 };
+    const row = tally.get(kind) ?? { run: 0, detected: 0, healed: 0, byParity: 0 };
     row.run++;
     if (outcome.detected) row.detected++;
     if (outcome.healed) row.healed++;
+    if (outcome.byParity) row.byParity++;
     tally.set(kind, row);
     wrongTotal += outcome.wrongBytes.length;
     if (!outcome.detected || outcome.wrongBytes.length) failures.push(`case ${i} (${kind}, ${object}): ${outcome.note}`);
-    // Undo: the repository back as it was (readers change nothing in it; the cache goes).
+    // Undo: the repository back as it was (readers change nothing in it but what they heal, the harmed object; the cache goes).
     if (file) await fs.copyFile(path.join(pristineCopy, path.relative(root, file)), file);
     await fs.rm(cacheDir, { recursive: true, force: true });
   }
   const run = [...tally.values()].reduce((a, r) => a + r.run, 0);
   const detected = [...tally.values()].reduce((a, r) => a + r.detected, 0);
   const healed = [...tally.values()].reduce((a, r) => a + r.healed, 0);
-  t.comment(`fault suite, damage: ${run} cases run, ${detected} detected, ${healed} read right anyway (a copy or a rebuilt index stood in), ${wrongTotal} files with wrong bytes`);
-  for (const [kind, r] of tally) t.comment(`  ${kind}: ${r.run} run, ${r.detected} detected, ${r.healed} read right anyway`);
+  const byParity = [...tally.values()].reduce((a, r) => a + r.byParity, 0);
+  t.comment(`fault suite, damage: ${run} cases run, ${detected} detected, ${byParity} healed from parity, ${healed} read right after check (parity, a copy or a rebuilt index stood in), ` +
+    `${wrongTotal} files with wrong bytes`);
+  for (const [kind, r] of tally) t.comment(`  ${kind}: ${r.run} run, ${r.detected} detected, ${r.byParity} healed from parity, ${r.healed} read right`);
+  t.ok(byParity > 0, 'parity heals some of them');
   t.same(failures, [], 'every case detected, and no file read back wrong');
   t.equal(run, CASES);
 });
@@ -201,7 +211,7 @@ async function judge(kind: Kind, object: string, root: string, cacheDir: string,
     if (!isStrataError(e)) throw e;
     // Refusing to open at all is detection when the error names what is harmed.
     const named = kind === 'key file damaged' ? /damaged/.test((e as Error).message) : kind === 'config damaged' && isStrataError(e, 'CORRUPT');
-    return { detected: named, healed: false, wrongBytes: [], note: `open failed: ${(e as Error).message}` };
+    return { detected: named, byParity: false, healed: false, wrongBytes: [], note: `open failed: ${(e as Error).message}` };
   }
   try {
     const result = await check(repo, { readData: true });
@@ -209,10 +219,17 @@ async function judge(kind: Kind, object: string, root: string, cacheDir: string,
     const healed = read.failed === 0 && read.wrong.length === 0;
     const told = warnings.join(' | ');
     let detected: boolean;
+    const healedPack = result.healed.some((h) => `pack ${h.pack}` === object);
+    let byParity = healedPack;
     switch (kind) {
       case 'pack bit flip': case 'pack truncated': case 'pack extended': case 'pack deleted':
-        // Named, and when files cannot be read whole, with the files it costs.
-        detected = names(result, object) && (read.failed === 0 || result.problems.some((p) => p.filesAffected > 0));
+        // Healed and said so, or named, and when files cannot be read whole, with the files it costs.
+        detected = healedPack ? healed : names(result, object) && (read.failed === 0 || result.problems.some((p) => p.filesAffected > 0));
+        break;
+      case 'parity bit flip': case 'parity deleted':
+        // The pack is intact: its parity is written anew, and nothing is lost.
+        byParity = result.parityWritten === 1;
+        detected = byParity && result.problems.length === 0 && healed;
         break;
       case 'snapshot bit flip':
         detected = names(result, object);
@@ -232,7 +249,7 @@ async function judge(kind: Kind, object: string, root: string, cacheDir: string,
         break;
     }
     return {
-      detected, healed, wrongBytes: read.wrong,
+      detected, byParity, healed, wrongBytes: read.wrong,
       note: `${result.problems.map((p) => `${p.object}: ${p.message}`).join('; ') || 'check found nothing'}; unreached tops ${result.unreached.tops}; ` +
         `reads ${read.right} right, ${read.failed} failed, ${read.wrong.length} wrong; warnings: ${told || 'none'}`,
     };

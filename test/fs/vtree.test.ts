@@ -27,7 +27,7 @@ async function setup(t: Parameters<typeof tempDir>[0]) {
     'docs': { type: 'dir', children: { 'a.txt': { type: 'file', content: Buffer.from('a') } } },
     'link': { type: 'symlink', target: 'notes.txt' },
   });
-  const { repo } = await newRepository(t);
+  const { repo } = await newRepository(t, undefined, { parityPercent: 0 }); // damage shows as damage: nothing heals
   let clock = Date.parse('2026-03-01T10:00:00Z');
   const warnings: string[] = [];
   /** A backup an hour after the previous one, or at `at` (ms since the epoch). */

@@ -10,7 +10,7 @@ export const PASSWORD = 'correct horse battery staple';
 export const CHEAP_KDF = { N: 1024, r: 8, p: 1 };
 
 export async function newRepository(t: { teardown(fn: () => void | Promise<void>): void }, backend?: Backend,
-  opts: { encrypted?: boolean; packSize?: number; compression?: Compression } = {}) {
+  opts: { encrypted?: boolean; packSize?: number; compression?: Compression; parityPercent?: number } = {}) {
   const dir = tempDir(t);
   const store = backend ?? new LocalBackend(path.join(dir, 'repo'));
   await Repository.init(store, { password: PASSWORD, kdf: CHEAP_KDF, ...opts });

@@ -32,7 +32,7 @@ const backup = (repo: Repository, source: string, parent?: Awaited<ReturnType<ty
   capture(repo, { paths: [source], chunker: repo.config.chunker, parent });
 
 async function setup(t: Parameters<typeof tempDir>[0]) {
-  const made = await newRepository(t, undefined, { packSize: PACK_SIZE });
+  const made = await newRepository(t, undefined, { packSize: PACK_SIZE, parityPercent: 0 }); // damage shows as damage: nothing heals
   const source = path.join(made.dir, 'share');
   return { ...made, source, repoDir: path.join(made.dir, 'repo') };
 }

@@ -6,6 +6,7 @@ import { MemoryBackend } from '../../src/store/backend/memory.js';
 import { packObjectName } from '../../src/store/pack.js';
 import { Repository } from '../../src/store/repository.js';
 import { readSmallFile } from '../../src/sync/local-fs.js';
+import { damageBeyondParity } from '../kit/packs.js';
 import { Random } from '../kit/random.js';
 import { CHEAP_KDF, newRepository, PASSWORD } from '../kit/repo.js';
 import { tempDir } from '../kit/tmp.js';
@@ -196,12 +197,28 @@ for (const size of [30_000, 300_000]) {
     const { repo, backend, reopen } = await newRepository(t);
     const [blob] = await storeSome(repo, 4, 1, size);
     const file = await onlyPack(backend as LocalBackend);
-    const bytes = await fs.readFile(file);
-    bytes[100] ^= 0x01;
-    await fs.writeFile(file, bytes);
+    await damageBeyondParity(file, 100);
     const again = await reopen();
     t.teardown(() => again.close());
-    await t.rejects(again.loadBlob('data', blob.id), { code: 'CORRUPT', message: new RegExp(`data blob ${blob.id.toString('hex')} in pack [0-9a-f]{64} failed authentication`) });
+    await t.rejects(again.loadBlob('data', blob.id), {
+      code: 'CORRUPT', message: new RegExp(`data blob ${blob.id.toString('hex')} in pack [0-9a-f]{64} failed authentication.*; pack [0-9a-f]{64} cannot be healed: stripe 1 of \\d+ has more damaged shards than parity`),
+    }, 'more damage than parity: named, with why it cannot be healed');
+  });
+
+  t.test(`a flipped byte in a pack is healed from its parity on read, and the pack written back whole (${size} bytes)`, async (t) => {
+    const { repo, backend } = await newRepository(t);
+    const [blob] = await storeSome(repo, 4, 1, size);
+    const file = await onlyPack(backend as LocalBackend);
+    const intact = await fs.readFile(file);
+    const bytes = Buffer.from(intact);
+    bytes[100] ^= 0x01;
+    await fs.writeFile(file, bytes.subarray(0, bytes.length - 300)); // and its tail cut off
+    const warnings: string[] = [];
+    const again = await Repository.open(backend, { password: PASSWORD, cacheDir: tempDir(t), onWarning: (m) => warnings.push(m) });
+    t.teardown(() => again.close());
+    t.ok((await again.loadBlob('data', blob.id)).equals(blob.data), 'the blob reads right');
+    t.match(warnings, [new RegExp(`pack ${path.basename(file)} healed from its parity \\(\\d+ of \\d+ shards rebuilt\\) and written back`)]);
+    t.ok((await fs.readFile(file)).equals(intact), 'the pack on disk is whole again');
   });
 }
 
@@ -210,7 +227,7 @@ t.test('a truncated pack is detected, never returns wrong bytes', async (t) => {
   const [blob] = await storeSome(repo, 5, 1, 30_000);
   const file = await onlyPack(backend as LocalBackend);
   const packId = path.basename(file);
-  await fs.truncate(file, 10_000);
+  await fs.truncate(file, 10_000); // far more than its parity rebuilds
   await t.rejects(repo.loadBlob('data', blob.id), { code: 'CORRUPT', message: /cut short: the pack is truncated/ });
   await repo.close();
   // Without the index, the damaged trailer is reported and the pack skipped.
@@ -222,9 +239,9 @@ t.test('a truncated pack is detected, never returns wrong bytes', async (t) => {
   await t.rejects(again.loadBlob('data', blob.id), { code: 'CORRUPT', message: /missing/ });
 });
 
-t.test('an unencrypted repository needs no password and still detects damage', async (t) => {
+t.test('an unencrypted repository needs no password and still detects damage (here without parity)', async (t) => {
   const backend = new MemoryBackend();
-  await Repository.init(backend, { encrypted: false });
+  await Repository.init(backend, { encrypted: false, parityPercent: 0 });
   const repo = await Repository.open(backend, { cacheDir: tempDir(t) });
   t.teardown(() => repo.close());
   t.notOk(repo.config.encrypted);

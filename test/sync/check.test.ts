@@ -18,7 +18,7 @@ const PACK_SIZE = 128 * 1024;
 
 /** Two snapshots of a share whose files (60 KiB, incompressible) fill packs of 128 KiB: several data packs. */
 async function setup(t: Parameters<typeof newRepository>[0]) {
-  const made = await newRepository(t, undefined, { packSize: PACK_SIZE });
+  const made = await newRepository(t, undefined, { packSize: PACK_SIZE, parityPercent: 0 }); // damage shows as damage: nothing heals
   const source = path.join(made.dir, 'share');
   await fs.mkdir(path.join(source, 'docs'), { recursive: true });
   for (let i = 0; i < 8; i++) await fs.writeFile(path.join(source, 'docs', `f${i}.bin`), randomStream(100 + i, 60 * 1024));

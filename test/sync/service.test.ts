@@ -13,7 +13,7 @@ import { parseConfig } from '../../src/sync/service-config.js';
 import { CaptureService, type Log } from '../../src/sync/service.js';
 import type { VerifyStatus } from '../../src/sync/verify.js';
 import { resolvePath, walkTree } from '../../src/sync/tree-walk.js';
-import { packBytes } from '../kit/packs.js';
+import { damageBeyondParity, packBytes } from '../kit/packs.js';
 import { Random } from '../kit/random.js';
 import { newRepository } from '../kit/repo.js';
 import { tempDir } from '../kit/tmp.js';
@@ -192,12 +192,10 @@ t.test('rolling verification reads one part per pass, every pack once per round,
   t.equal(status.lastPass!.problems, 0);
   t.same(logged, []);
 
-  // Damage in a data pack: the pass over its part names it as an error.
+  // Damage in a data pack, more than its parity heals: the pass over its part names it as an error.
   const victim = packs.sort((a, b) => b.size - a.size)[0];
   const file = path.join(repo.backend.location, packObjectName(victim.id));
-  const bytes = await fs.readFile(file);
-  bytes[1000] ^= 0x04;
-  await fs.writeFile(file, bytes);
+  const bytes = await damageBeyondParity(file, 1000);
   // Passes come every 0.72 s: the one that found it is caught as it shows.
   let found: VerifyStatus | undefined;
   t.ok(await until(() => {
@@ -205,14 +203,15 @@ t.test('rolling verification reads one part per pass, every pack once per round,
     if (now.lastPass?.problems) found = now;
     return found !== undefined;
   }, 15_000), 'a pass finds the damage');
-  t.match(found!.lastPass!.damaged[0], { object: `pack ${victim.id}`, message: /no longer match its name/, filesAffected: 1 });
+  t.match(found!.lastPass!.damaged[0], { object: `pack ${victim.id}`, message: /no longer match its name.*cannot be healed/, filesAffected: Number });
+  t.ok(found!.lastPass!.damaged[0]!.filesAffected >= 1, 'with the files it costs');
   t.match(found!.lastError?.message, /^1 problem in part [12] of 2/);
   t.match(logged[0], new RegExp(`verification found damage: pack ${victim.id}`));
   await service.idle();
   const saved = JSON.parse(await fs.readFile(path.join(dir, 'status.json'), 'utf8'));
   t.match(saved.verify.lastError?.message, /^1 problem in part/, 'written for `strata status`, and kept by clean passes over the other part');
 
-  bytes[1000] ^= 0x04; // mended (as from a second copy)
-  await fs.writeFile(file, bytes);
+  await fs.writeFile(`${file}.mended`, bytes); // mended (as from a second copy), in one step
+  await fs.rename(`${file}.mended`, file);
   t.ok(await until(() => service.status().verify!.lastError === undefined, 15_000), 'once its part reads clean, the error is cleared');
 });

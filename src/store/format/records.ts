@@ -27,6 +27,8 @@ export interface RepoConfig {
   created: string;
   /** How blobs are compressed (where it shrinks them); absent in repositories made before the choice existed: LZ4. */
   compression?: Compression;
+  /** Parity shards per stripe of 32 data shards of every pack (parity.ts); absent: none. */
+  parity?: number;
 }
 
 export type Compression = 'lz4' | 'zstd';
@@ -60,6 +62,7 @@ export function decodeConfig(data: Uint8Array): RepoConfig {
     packSize: f.int('packSize'),
     created: f.string('created'),
     ...(f.has('compression') ? { compression: compressionOf(f) } : {}),
+    ...(f.has('parity') ? { parity: f.int('parity') } : {}),
   };
 }
 

@@ -242,7 +242,9 @@ function report(results: Measure[], mounts: ({ tool: string } & MountMeasure)[],
       '| | strata serve | restic backup | borg create |', '| --- | ---: | ---: | ---: |',
       `| change → browsable version (s) | ${s.changeToVersion.toFixed(2)} | | |`,
       `| capture of the change: wall s / CPU s | ${s.captureWall.toFixed(2)} / ${s.captureCpu.toFixed(2)} | ${s.restic.toFixed(2)} | ${s.borg.toFixed(2)} |`,
-      `| service CPU from touch to browsable (incl. the mount answering the poll) | ${s.processCpu.toFixed(2)} | | |`);
+      `| service CPU from touch to browsable (incl. the mount answering the poll) | ${s.processCpu.toFixed(2)} | | |`,
+      `| change → browsable version while a prune repacks beside it (s) | ${s.duringPrune.changeToVersion.toFixed(2)}` +
+        ` (prune ${s.duringPrune.pruneRunning ? 'still running' : 'had ended'}; it took ${s.duringPrune.pruneSeconds.toFixed(1)} s) | | |`);
   }
   if (info.scale) lines.push(...scaleReport(info.scale));
   console.log(lines.join('\n'));

@@ -2,7 +2,8 @@
  * Continuous capture on a share of 200,000 files: the time from touching 10
  * files to the snapshot being browsable in the mount, and the CPU time that
  * snapshot cost, beside a restic and a Borg backup run of the same share after
- * the same kind of change.
+ * the same kind of change; then the same while a prune repacks the repository
+ * beside the service (the recovery point during a prune).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
@@ -55,6 +56,8 @@ export interface ServeMeasure {
   restic: number;
   borg: number;
   files: number;
+  /** Change → browsable while `forget --prune --max-unused 0%` runs beside the service, and whether it was still running then. */
+  duringPrune: { changeToVersion: number; pruneRunning: boolean; pruneSeconds: number };
 }
 
 export async function serveBench(benchDir: string, root: string): Promise<ServeMeasure> {
@@ -83,17 +86,32 @@ export async function serveBench(benchDir: string, root: string): Promise<ServeM
     const files = touched(share, 1);
     await wait(() => existsSync(files[0].replace(share, latest)), 600_000);
     await new Promise((r) => setTimeout(r, 12_000)); // past the minimum interval, as a share that was quiet
+    /** Touches the files and waits until the mount shows every change: seconds. */
+    const changeToBrowsable = async (round: number): Promise<number> => {
+      const start = performance.now();
+      const line = `strata ${Date.now()}`; // unique: the share is reused between runs
+      await touch(touched(share, round), line);
+      await wait(() => touched(share, round).every((f) => { try { return readFileSync(f.replace(share, latest), 'utf8').endsWith(`${line}\n`); } catch { return false; } }), 60_000);
+      return (performance.now() - start) / 1000;
+    };
     const cpuBefore = cpuTicks(serve.pid!);
-    const start = performance.now();
-    const line = `strata ${Date.now()}`; // unique: the share is reused between runs
-    await touch(files, line);
-    // Browsable: every touched file shows its new line in the mount.
-    await wait(() => files.every((f) => { try { return readFileSync(f.replace(share, latest), 'utf8').endsWith(`${line}\n`); } catch { return false; } }), 60_000);
-    const changeToVersion = (performance.now() - start) / 1000;
+    const changeToVersion = await changeToBrowsable(1);
     const status = JSON.parse(readFileSync(path.join(env.STRATA_CACHE_DIR, 'serve-status.json'), 'utf8'));
     const processCpu = (cpuTicks(serve.pid!) - cpuBefore) / 100;
     const captureWall = status.sources[0].lastCapture?.seconds ?? NaN;
     const captureCpu = status.sources[0].lastCapture?.cpuSeconds ?? NaN;
+
+    // The same while a prune repacks everything (the first snapshot forgotten, 0 % unused allowed) beside the service.
+    await new Promise((r) => setTimeout(r, 12_000));
+    const strataCmd = [process.execPath, path.join(root, 'bin/strata.js')];
+    const [firstSnapshot] = JSON.parse(execFileSync(strataCmd[0], [...strataCmd.slice(1), 'snapshots', '--json'], { env, encoding: 'utf8' }));
+    const pruneStart = performance.now();
+    const prune = spawn(strataCmd[0], [...strataCmd.slice(1), 'forget', firstSnapshot.id, '--prune', '--max-unused', '0%', '--grace', '5s', '-q'], { env, stdio: 'ignore' });
+    const pruned = new Promise<number>((resolve) => prune.once('exit', () => resolve((performance.now() - pruneStart) / 1000)));
+    await new Promise((r) => setTimeout(r, 1000)); // under way: marking and repacking
+    const duringPruneSeconds = await changeToBrowsable(3);
+    const pruneRunning = prune.exitCode === null;
+    const duringPrune = { changeToVersion: duringPruneSeconds, pruneRunning, pruneSeconds: await pruned };
 
     const resticEnv = { ...process.env, RESTIC_REPOSITORY: path.join(base, 'restic'), RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: path.join(base, 'restic-cache') };
     const borgEnv = { ...process.env, BORG_REPO: path.join(base, 'borg'), BORG_PASSPHRASE: 'bench', BORG_BASE_DIR: path.join(base, 'borg-base') };
@@ -105,7 +123,7 @@ export async function serveBench(benchDir: string, root: string): Promise<ServeM
     await touch(touched(share, 2), 'peers');
     const restic = timedRun(['restic', 'backup', '-q', share], resticEnv);
     const borg = timedRun(['borg', 'create', '--compression', 'lz4', '::b', share], borgEnv);
-    return { changeToVersion, captureCpu, captureWall, processCpu, restic, borg, files: FILES };
+    return { changeToVersion, captureCpu, captureWall, processCpu, restic, borg, files: FILES, duringPrune };
   } finally {
     serve.kill('SIGTERM');
     await new Promise((r) => serve.once('exit', r));

@@ -48,6 +48,7 @@ typedef struct pack {
   uint8_t id[BLOB_ID_BYTES];
   int fd;
   int users;
+  int reopen; /* found damaged: JS may heal it (a new file in its place), so it is opened again once unused */
   uint64_t last_used;
 } pack;
 
@@ -188,10 +189,27 @@ static int pack_index(data_path *dp, const uint8_t *id, uint32_t *index) {
   return 0;
 }
 
+/* Why a chunk cannot be read when it is not damage (which JS may heal from parity: see damaged()). */
+static const char PACK_MISSING[] = "is in a pack that is missing";
+static const char PACK_UNOPENED[] = "is in a pack that cannot be opened";
+static const char OUT_OF_MEMORY[] = "cannot be read (out of memory)";
+static const char READ_ERROR[] = "cannot be read from its pack (I/O error)";
+
+/* Whether a chunk's problem is damage to its pack's bytes (it failed to open, or the pack is cut short). */
+static int damaged(const char *problem) {
+  return problem != PACK_MISSING && problem != PACK_UNOPENED && problem != OUT_OF_MEMORY && problem != READ_ERROR;
+}
+
 /* An open file for pack `index` (counted as in use until pack_done). */
 static int pack_open(data_path *dp, uint32_t index, const char **problem) {
   pack *p = &dp->packs[index];
   p->last_used = ++dp->clock;
+  if (p->fd >= 0 && p->reopen && !p->users) {
+    close(p->fd);
+    p->fd = -1;
+    p->reopen = 0;
+    dp->open_packs--;
+  }
   if (p->fd < 0) {
     if (dp->open_packs >= MAX_OPEN_PACKS) {
       pack *oldest = NULL;
@@ -210,7 +228,7 @@ static int pack_open(data_path *dp, uint32_t index, const char **problem) {
     snprintf(path, sizeof path, "%s/%.2s/%s", dp->pack_root, hex, hex);
     p->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (p->fd < 0) {
-      *problem = errno == ENOENT ? "is in a pack that is missing" : "is in a pack that cannot be opened";
+      *problem = errno == ENOENT ? PACK_MISSING : PACK_UNOPENED;
       return -1;
     }
     dp->open_packs++;
@@ -229,10 +247,10 @@ static const char *load_chunk(data_path *dp, const chunk_loc *loc, cached *c) {
   uint8_t *sealed = blob_alloc(loc->length);
   c->data = blob_alloc(loc->raw_length);
   if (!sealed || !c->data) {
-    problem = "cannot be read (out of memory)";
+    problem = OUT_OF_MEMORY;
   } else {
     ssize_t got = pread(fd, sealed, loc->length, (off_t)loc->offset);
-    if (got < 0) problem = "cannot be read from its pack (I/O error)";
+    if (got < 0) problem = READ_ERROR;
     else if ((uint32_t)got != loc->length) problem = "is cut short: the pack is truncated";
     else problem = blob_open(&dp->keys, sealed, loc->length, (int)loc->compressed, c->data, loc->raw_length, loc->id);
     atomic_fetch_add_explicit(&dp->m->counters[C_OPENED], 1, memory_order_relaxed);
@@ -267,7 +285,7 @@ static cached *get_chunk(data_path *dp, const chunk_loc *loc, const char **probl
   cached *c = calloc(1, sizeof *c);
   if (!c) {
     pthread_mutex_unlock(&dp->lock);
-    *problem = "cannot be read (out of memory)";
+    *problem = OUT_OF_MEMORY;
     return NULL;
   }
   memcpy(c->id, loc->id, BLOB_ID_BYTES);
@@ -418,6 +436,15 @@ void data_read(data_path *dp, fuse_req_t req, uint64_t nodeid, uint64_t off, siz
     iov[have].iov_len = end - from;
   }
   if (problem) {
+    if (damaged(problem)) {
+      /* JS reads it instead: it heals the pack from its parity (or names the damage), and the pack is opened anew. */
+      pthread_mutex_lock(&dp->lock);
+      dp->packs[locs[have].pack].reopen = 1;
+      pthread_mutex_unlock(&dp->lock);
+      for (uint32_t i = 0; i < have; i++) release(dp, got[i], KEEP);
+      ops_read_in_js(dp->m, req, nodeid, off, size);
+      return;
+    }
     char message[512], hex[2 * BLOB_ID_BYTES + 1], pack_hex[2 * BLOB_ID_BYTES + 1];
     for (int i = 0; i < BLOB_ID_BYTES; i++) {
       snprintf(hex + 2 * i, 3, "%02x", locs[have].id[i]);

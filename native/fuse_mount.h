@@ -100,6 +100,8 @@ int ops_read_done(strata_mount *m, uint64_t id, const struct iovec *iov, int cou
 int ops_read_failed(strata_mount *m, uint64_t id, int err);
 /* Tells JS about a failure (a damaged chunk…) of node `nodeid`, for its log. Any thread. */
 void mount_log(strata_mount *m, uint64_t nodeid, const char *message);
+/* Hands a read the data path could not answer (a damaged chunk) to JS, which heals the pack from its parity where it can. */
+void ops_read_in_js(strata_mount *m, fuse_req_t req, uint64_t nodeid, uint64_t off, size_t size);
 /* Fails every job in flight (the session ended). */
 void ops_fail_all(strata_mount *m);
 /* The snapshot list changed: volatile folders reload, and the kernel drops what it cached of them. */

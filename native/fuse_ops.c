@@ -690,6 +690,32 @@ static void end_push(strata_mount *m, const job *j) {
   table_unlock(m->table);
 }
 
+/* A read answered by JS (the table lock held): NULL when out of memory. */
+static job *read_job(strata_mount *m, fuse_req_t req, node *n, size_t size, uint64_t off) {
+  uint32_t len, index;
+  const uint8_t *ref = table_read_ref(n, &len, &index);
+  job *j = job_new(m, JOB_READ, n->nodeid, ref, len, index);
+  if (!j) return NULL;
+  j->req = req;
+  j->offset = off;
+  uint64_t left = n->attr.size - off;
+  j->size = (uint32_t)(size < left ? size : left);
+  return j;
+}
+
+void ops_read_in_js(strata_mount *m, fuse_req_t req, uint64_t nodeid, uint64_t off, size_t size) {
+  table_lock(m->table);
+  node *n = table_get(m->table, nodeid);
+  job *j = n && node_is_file(n) && off < n->attr.size ? read_job(m, req, n, size, off) : NULL;
+  table_unlock(m->table);
+  if (!j) {
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  count(m, C_JS_READ);
+  send(m, j);
+}
+
 static void do_read(strata_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
   table_lock(m->table);
   node *n = table_get(m->table, ino);
@@ -700,18 +726,7 @@ static void do_read(strata_mount *m, fuse_req_t req, fuse_ino_t ino, size_t size
     fuse_reply_buf(req, NULL, 0);
     return;
   }
-  if (!err && !m->data) {
-    uint32_t len, index;
-    const uint8_t *ref = table_read_ref(n, &len, &index);
-    j = job_new(m, JOB_READ, n->nodeid, ref, len, index);
-    if (!j) err = ENOMEM;
-    else {
-      j->req = req;
-      j->offset = (uint64_t)off;
-      uint64_t left = n->attr.size - (uint64_t)off;
-      j->size = (uint32_t)(size < left ? size : left);
-    }
-  }
+  if (!err && !m->data && !(j = read_job(m, req, n, size, (uint64_t)off))) err = ENOMEM;
   if (!err && off == 0) ahead = push_ahead(m, n);
   table_unlock(m->table);
   if (err) {

@@ -115,10 +115,32 @@ interface Gathered {
   filesAffected: number;
 }
 
-/** Something wrong below a tree: the problem's key and the path from that tree ('' for the tree itself). */
+/**
+ * Something wrong below a tree: the problem's key and, when `path` is set, the path from that
+ * tree ('' for the tree itself) of the one file or folder it costs; past MAX_NAMED named ones
+ * a tree keeps only a count per cause (no path), so memory stays bounded under massive damage.
+ */
 interface Damage {
   cause: string;
-  path: string;
+  path?: string;
+  count: number;
+}
+
+/** A tree's damage: the first MAX_NAMED named, the rest counted per cause. */
+function bounded(damage: Damage[]): Damage[] {
+  if (damage.length <= MAX_NAMED) return damage;
+  const kept: Damage[] = [];
+  const counted = new Map<string, Damage>();
+  for (const d of damage) {
+    if (d.path !== undefined && kept.length < MAX_NAMED) {
+      kept.push(d);
+      continue;
+    }
+    const c = counted.get(d.cause);
+    if (c) c.count += d.count;
+    else counted.set(d.cause, { cause: d.cause, count: d.count });
+  }
+  return [...kept, ...counted.values()];
 }
 
 const NO_DAMAGE: Damage[] = [];
@@ -132,12 +154,12 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
     if (!gathered.has(object)) gathered.set(object, { object, message, snapshots: new Set(), files: [], filesAffected: 0 });
     return object;
   };
-  /** Blob id (hex) → the key of the problem that makes it unreadable. */
+  /** Blob id (hex) → the key of the problem that makes it unreadable (blobs that failed to open). */
   const badBlobs = new Map<string, string>();
+  /** Pack → the key of the problem that makes every blob the index reads from it unreadable. */
+  const badPacks = new Map<string, string>();
   const markPack = (pack: string, message: string): void => {
-    const key = problem(`pack ${pack}`, message);
-    // Only the blobs the index reads from this pack: a copy in another pack (a duplicate, a prune's copy) is still good.
-    for (const id of repo.indexedBlobsOf(pack) ?? []) if (repo.locate(id)?.pack === pack) badBlobs.set(id.toString('hex'), key);
+    badPacks.set(pack, problem(`pack ${pack}`, message));
   };
 
   for (const p of await repo.verifyHeaders()) problem(p.object, p.message);
@@ -217,8 +239,8 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
       for (const d of await walk(snapshot.tree)) {
         const g = gathered.get(d.cause)!;
         g.snapshots.add(id);
-        g.filesAffected++;
-        if (g.files.length < MAX_NAMED) g.files.push(`${id.slice(0, 8)}:${d.path || '/'}`);
+        g.filesAffected += d.count;
+        if (d.path !== undefined && g.files.length < MAX_NAMED) g.files.push(`${id.slice(0, 8)}:${d.path || '/'}`);
       }
     }
   };
@@ -228,6 +250,9 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
     const bad = badBlobs.get(hex);
     if (bad) return bad;
     const entry = repo.locate(id);
+    // Only blobs the index reads from a damaged pack: a copy in another pack (a duplicate, a prune's copy) is still good.
+    const badPack = entry && badPacks.get(entry.pack);
+    if (badPack) return badPack;
     if (!entry || !sizes.has(entry.pack)) missing = true;
     if (!entry) {
       const lost = repo.lostPackOf(id);
@@ -246,7 +271,7 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
     } catch (e) {
       if (!isStrataError(e, 'CORRUPT') && !isStrataError(e, 'UNSAFE_PATH')) throw e;
       const cause = causeOf('tree', tree) ?? problem(`tree ${tree.toString('hex')}`, (e as Error).message);
-      const damage = [{ cause, path: '' }];
+      const damage = [{ cause, path: '', count: 1 }];
       walked.set(key, damage);
       return damage;
     }
@@ -254,15 +279,15 @@ export async function check(repo: CheckedRepository, opts: CheckOptions = {}): P
     const damage: Damage[] = [];
     for (const e of entries) {
       const name = `/${displayPath(e.name)}`;
-      if (e.type === 'dir') for (const d of await walk(e.subtree!)) damage.push({ cause: d.cause, path: name + d.path });
+      if (e.type === 'dir') for (const d of await walk(e.subtree!)) damage.push(d.path === undefined ? d : { ...d, path: name + d.path });
       const causes = new Set<string>();
       for (const chunk of e.chunks ?? []) {
         const cause = causeOf('data', chunk);
         if (cause) causes.add(cause);
       }
-      for (const cause of causes) damage.push({ cause, path: name });
+      for (const cause of causes) damage.push({ cause, path: name, count: 1 });
     }
-    const kept = damage.length ? damage : NO_DAMAGE;
+    const kept = damage.length ? bounded(damage) : NO_DAMAGE;
     walked.set(key, kept);
     return kept;
   };

@@ -6,7 +6,7 @@
  * ends cleanly however it ends.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { mountView } from '../../src/fs/mount.js';
@@ -19,7 +19,7 @@ import { capture } from '../../src/sync/capture.js';
 import { native } from '../../src/native.js';
 import { strata, strataAsync } from '../kit/cli.js';
 import { isMounted, mountRepository, unmountHelpers } from '../kit/mount.js';
-import { largestPack } from '../kit/packs.js';
+import { damageBeyondParity, largestPack } from '../kit/packs.js';
 import { Random } from '../kit/random.js';
 import { mountSkip } from '../kit/real.js';
 import { newRepository } from '../kit/repo.js';
@@ -210,7 +210,8 @@ t.test('a prune under a live mount: the forgotten snapshot goes (ENOENT), an ope
   await fs.writeFile(path.join(source, 'new.txt'), 'new');
   t.equal(strata(['backup', source], env).code, 0);
   const { mountpoint } = await mountRepository(t, env);
-  const firstDir = (await fs.readdir(path.join(mountpoint, 'snapshots'))).find((n) => n.endsWith(`-${first.id.slice(0, 8)}`))!; // both may be of the same second
+  // The one that still holds old.bin (named by time, both may be of the same second).
+  const firstDir = (await fs.readdir(path.join(mountpoint, 'snapshots'))).find((n) => n !== 'latest' && existsSync(path.join(mountpoint, 'snapshots', n, source, 'old.bin')))!;
   const handle = await fs.open(path.join(mountpoint, 'snapshots', firstDir, source, 'old.bin'));
   t.teardown(() => handle.close().catch(() => {}));
   const head = Buffer.alloc(1000);
@@ -269,7 +270,7 @@ t.test('metadata is answered in C: a second ls -lR reaches JS zero times, a firs
   t.equal(second.readdirplus, first.readdirplus, 'and the kernel lists from its cache');
 });
 
-t.test('a damaged chunk is EIO for that file only; unknown paths are ENOENT', { skip }, async (t) => {
+t.test('a chunk damaged beyond its parity is EIO for that file only; unknown paths are ENOENT', { skip }, async (t) => {
   const { env, source } = setup(t);
   await fs.mkdir(source);
   await fs.writeFile(path.join(source, 'big.bin'), new Random(8).bytes(2_000_000));
@@ -278,9 +279,7 @@ t.test('a damaged chunk is EIO for that file only; unknown paths are ENOENT', { 
   await fs.writeFile(path.join(source, 'small.txt'), 'fine');
   strata(['backup', source], env);
   const victim = await largestPack(env.STRATA_REPOSITORY);
-  const bytes = await fs.readFile(victim);
-  bytes[100] ^= 1;
-  await fs.writeFile(victim, bytes);
+  await damageBeyondParity(victim, 100);
   const { mountpoint, run: mount } = await mountRepository(t, env);
   const base = path.join(mountpoint, 'snapshots', 'latest', source);
   await t.rejects(fs.readFile(path.join(base, 'big.bin')), { code: 'EIO' });
@@ -288,6 +287,28 @@ t.test('a damaged chunk is EIO for that file only; unknown paths are ENOENT', { 
   await t.rejects(fs.stat(path.join(mountpoint, 'snapshots', '1999-01-01_00-00-00')), { code: 'ENOENT' });
   const logged = new RegExp(`big\\.bin: .*pack ${path.basename(victim)}`);
   t.ok(await until(() => logged.test(mount.output())), 'the mount logs the path and the damaged pack');
+});
+
+t.test('bit rot under a mount heals: the read gets the right bytes, the pack is written back, the mount says so', { skip }, async (t) => {
+  const { env, source } = setup(t);
+  await fs.mkdir(source);
+  const content = new Random(9).bytes(2_000_000);
+  await fs.writeFile(path.join(source, 'big.bin'), content);
+  strata(['init'], env);
+  strata(['backup', source], env);
+  const victim = await largestPack(env.STRATA_REPOSITORY);
+  const intact = await fs.readFile(victim);
+  const rotten = Buffer.from(intact);
+  rotten[1_500_000] ^= 0x08;
+  await fs.writeFile(victim, rotten);
+  const { mountpoint, run: mount } = await mountRepository(t, env);
+  const file = path.join(mountpoint, 'snapshots', 'latest', source, 'big.bin');
+  t.ok((await fs.readFile(file)).equals(content), 'the file reads right: the damaged chunk was healed');
+  t.ok(await until(() => /pack [0-9a-f]{64} healed from its parity \(1 of \d+ shards rebuilt\) and written back/.test(mount.output())), 'the mount says what it healed');
+  t.ok((await fs.readFile(victim)).equals(intact), 'and the pack is whole again on disk');
+  spawnSync('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+  t.ok((await fs.readFile(file)).equals(content), 'read again (the pack opened anew)');
+  t.equal(mount.output().match(/healed from its parity/g)?.length, 1, 'healed once');
 });
 
 t.test('a hostile repository cannot crash the mount or show anything outside a snapshot', { skip }, async (t) => {

@@ -156,3 +156,20 @@ t.test('a backup that lands while check runs: its packs are looked for again rat
   t.same(result.problems, []);
   t.equal(result.snapshots, 3, 'the new snapshot was checked too');
 });
+
+t.test('massive damage: every file counted, 1,000 named, memory bounded by what is named', async (t) => {
+  const made = await newRepository(t, undefined, { parityPercent: 0 });
+  const source = path.join(made.dir, 'share');
+  for (let d = 0; d < 3; d++) {
+    await fs.mkdir(path.join(source, `d${d}`, 'deeper'), { recursive: true });
+    for (let i = 0; i < 500; i++) await fs.writeFile(path.join(source, `d${d}`, i % 2 ? 'deeper' : '', `f${i}`), `file ${d}/${i}`);
+  }
+  await capture(made.repo, { paths: [source], chunker: made.repo.config.chunker });
+  await made.repo.flush();
+  for (const pack of await dataPacks(made.repo)) await made.backend.remove(`packs/${pack.slice(0, 2)}/${pack}`);
+  const result = await check(made.repo);
+  t.equal(result.problems.length, 1, 'one problem: the lost data pack');
+  t.equal(result.problems[0]!.filesAffected, 1500, 'every file it costs is counted');
+  t.equal(result.problems[0]!.files.length, 1000, 'the first 1,000 are named');
+  t.equal(new Set(result.problems[0]!.files).size, 1000, 'each once');
+});

@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 # Build tools for the native addons; fuse3 and libfuse3-dev for the mount (our own libfuse 3
 # binding in native/); liblz4-dev and libzstd-dev for compressing chunks in C; rsync, acl, attr for the fidelity
-# tests; samba and smbclient for the SMB tests; GNU time for the peak memory the tests and the bench measure.
-packages=(build-essential python3 pkg-config fuse3 libfuse3-dev liblz4-dev libzstd-dev rsync acl attr samba samba-vfs-modules smbclient time)
+# tests; samba and smbclient for the SMB tests; GNU time for the peak memory the tests and the bench measure;
+# Ceph's mon, osd and RADOS Gateway for the S3 tests (a throwaway cluster on loopback: scripts/ceph/).
+packages=(build-essential python3 pkg-config fuse3 libfuse3-dev liblz4-dev libzstd-dev rsync acl attr samba samba-vfs-modules smbclient time
+  ceph-mon ceph-osd radosgw ceph-common curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")

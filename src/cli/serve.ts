@@ -5,11 +5,10 @@ import pino from 'pino';
 import pretty from 'pino-pretty';
 import { mountView, type Mounted } from '../fs/mount.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
-import { LocalBackend } from '../store/backend/local.js';
 import { defaultCacheDir, Repository } from '../store/repository.js';
 import { CaptureService } from '../sync/service.js';
 import type { ServiceConfig } from '../sync/service-config.js';
-import { password, untilStopped, type GlobalOptions } from './context.js';
+import { backendAt, password, untilStopped, type GlobalOptions } from './context.js';
 import type { Output } from './output.js';
 
 const DEMO_PASSWORD = 'demo';
@@ -35,7 +34,7 @@ export async function prepareDemo(config: ServiceConfig): Promise<ServiceConfig>
   }
   process.env.STRATA_PASSWORD ??= DEMO_PASSWORD;
   if (!existsSync(path.join(config.repository, 'config'))) {
-    await Repository.init(new LocalBackend(config.repository), { password: process.env.STRATA_PASSWORD });
+    await Repository.init(backendAt(config.repository), { password: process.env.STRATA_PASSWORD });
   }
   return config;
 }
@@ -51,7 +50,7 @@ export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Out
   const log = makeLogger();
   const pw = await password({ ...opts, passwordFile: config.passwordFile ?? opts.passwordFile });
   const cacheDir = config.cacheDir ?? opts.cacheDir;
-  const backend = new LocalBackend(config.repository);
+  const backend = backendAt(config.repository);
   const repo = await Repository.open(backend, { password: pw, cacheDir, onWarning: (m) => log.warn({}, m) });
   let mounted: Mounted | undefined;
   let reader: Repository | undefined;
@@ -59,7 +58,7 @@ export async function serve(config: ServiceConfig, opts: GlobalOptions, out: Out
   const service = await CaptureService.start(repo, config, log, statusFileOf(config, opts));
   try {
     if (config.mount) {
-      reader = await Repository.open(new LocalBackend(config.repository), { password: pw, cacheDir, readOnly: true });
+      reader = await Repository.open(backendAt(config.repository), { password: pw, cacheDir, readOnly: true });
       await fs.mkdir(config.mount, { recursive: true });
       mounted = await mountView(new SnapshotView(repositoryViewSource(reader, (m) => log.warn({}, m))), path.resolve(config.mount), {
         onError: (p, m) => log.error({ path: p }, m),

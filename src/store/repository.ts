@@ -140,6 +140,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   static async init(backend: Backend, opts: InitOptions): Promise<RepoConfig> {
+    await backend.create?.();
     if (await exists(backend, 'config')) throw errors.alreadyExists(`a repository already exists at ${backend.location}`);
     const held = await repositoryObjectIn(backend);
     if (held) {

@@ -54,7 +54,7 @@ const verify = z.object({
 }).strict();
 
 const schema = z.object({
-  /** The repository (a local folder). */
+  /** The repository: a local folder, or S3 (`s3:http://host:port/bucket/prefix`). */
   repository: z.string().min(1),
   /** File holding the password (STRATA_PASSWORD, when set, comes first; STRATA_PASSWORD_FILE when this is absent). */
   passwordFile: z.string().optional(),

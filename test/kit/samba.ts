@@ -6,21 +6,13 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { freePort } from './port.js';
 import { tempDir } from './tmp.js';
 
 export const SMB_USER = 'strata-smb';
 export const SMB_PASSWORD = 'Smb-test-password-1';
 
 export const hasSamba = (): boolean => spawnSync('sh', ['-c', 'command -v smbd && command -v smbclient']).status === 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
 
 async function waitForPort(port: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;

@@ -1,7 +1,7 @@
 /**
  * The storage interface every repository lives on: flat object names with
  * slash-separated folders ("packs/ab/ab12…", "snapshots/…"). Implementations:
- * memory, local directory (and S3, later), all held to test/store/backend-suite.ts.
+ * memory, local directory, S3, all held to test/store/backend-suite.ts.
  *
  * Contract:
  * - `save` is atomic and durable when it resolves: a reader sees the whole
@@ -32,6 +32,8 @@ export interface Backend {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   remove(name: string): Promise<void>;
   close(): Promise<void>;
+  /** Makes the place a new repository goes (an S3 bucket); absent where the first save does that. */
+  create?(): Promise<void>;
   /** The local file or folder that holds `name`, for readers that read it directly; absent where there is none. */
   localPath?(name: string): string | undefined;
 }

@@ -4,7 +4,8 @@
  * 1/(j ^ (m + i)) * data i. Every square part of a Cauchy matrix can be inverted,
  * so up to m lost data shards are solved from as many intact parity shards.
  * The hot loop, dst ^= c * src over a shard, uses the split-nibble tables with
- * PSHUFB (AVX2 or SSSE3, chosen at run time), else a byte table.
+ * PSHUFB (AVX2 or SSSE3, chosen at run time), else a byte table. Shards are told
+ * intact or damaged by their CRC-32C (SSE4.2 where there is one).
  */
 #include "rs.h"
 
@@ -177,5 +178,83 @@ const char *rs_rebuild(uint8_t *stripe, int k, int m, size_t shard, const uint8_
     free(sums);
   }
   for (int j = 0; j < m; j++) if (is_lost[k + j]) encode_row(stripe, k, m, shard, j);
+  return NULL;
+}
+
+/* CRC-32C (Castagnoli), reflected, as iSCSI and ext4 use it: SSE4.2's crc32 instruction, else a table. */
+static uint32_t crc_table[256];
+
+static uint32_t crc32c_bytes(uint32_t crc, const uint8_t *p, size_t len) {
+  for (size_t i = 0; i < len; i++) crc = crc_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t len) {
+  uint64_t c = crc;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t word;
+    memcpy(&word, p + i, 8);
+    c = _mm_crc32_u64(c, word);
+  }
+  return crc32c_bytes((uint32_t)c, p + i, len - i);
+}
+#endif
+
+static uint32_t (*crc32c_run)(uint32_t crc, const uint8_t *p, size_t len);
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void init_crc(void) {
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t c = n;
+    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    crc_table[n] = c;
+  }
+  crc32c_run = crc32c_bytes;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("sse4.2")) crc32c_run = crc32c_sse42;
+#endif
+}
+
+uint32_t rs_crc32c(const uint8_t *data, size_t len) {
+  pthread_once(&crc_once, init_crc);
+  return ~crc32c_run(~0u, data, len);
+}
+
+static void shard_hash(const uint8_t *data, size_t len, uint8_t *out) {
+  uint32_t crc = rs_crc32c(data, len);
+  for (int i = 0; i < RS_HASH_BYTES; i++) out[i] = (uint8_t)(crc >> (8 * i)); /* little-endian */
+}
+
+const char *rs_pack_parity(const uint8_t *pack, size_t len, size_t shard, int stripes, int m, uint8_t *hashes, uint8_t *parity) {
+  size_t shards = (len + shard - 1) / shard;
+  if (!shards) shards = 1;
+  int k_max = (int)((shards + (size_t)stripes - 1) / (size_t)stripes);
+  if (stripes < 1 || m < 1 || k_max + m > 256) return "has a layout with too many shards in a stripe";
+  uint8_t *stripe = malloc((size_t)(k_max + m) * shard);
+  if (!stripe) return "cannot be given parity (out of memory)";
+  for (size_t s = 0; s < shards; s++) {
+    size_t from = s * shard, to = from + shard < len ? from + shard : len;
+    shard_hash(pack + from, to > from ? to - from : 0, hashes + s * RS_HASH_BYTES);
+  }
+  for (int g = 0; g < stripes; g++) {
+    int k = 0;
+    for (size_t s = (size_t)g; s < shards; s += (size_t)stripes, k++) {
+      size_t from = s * shard, to = from + shard < len ? from + shard : len;
+      uint8_t *out = stripe + (size_t)k * shard;
+      size_t n = to > from ? to - from : 0;
+      memcpy(out, pack + from, n);
+      memset(out + n, 0, shard - n);
+    }
+    rs_encode(stripe, k, m, shard);
+    for (int j = 0; j < m; j++) {
+      const uint8_t *p = stripe + (size_t)(k + j) * shard;
+      memcpy(parity + ((size_t)g * m + j) * shard, p, shard);
+      shard_hash(p, shard, hashes + (shards + (size_t)g * m + j) * RS_HASH_BYTES);
+    }
+  }
+  free(stripe);
   return NULL;
 }

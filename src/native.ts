@@ -51,6 +51,10 @@ export interface Native {
   rsEncode(stripe: Buffer, k: number, m: number, shardSize: number, callback: (err: Error | undefined) => void): void;
   /** Rebuilds the shards of a stripe whose indices `lost` holds, in place; err (code DAMAGED) when more are lost than there is parity. */
   rsRebuild(stripe: Buffer, k: number, m: number, shardSize: number, lost: Buffer, callback: (err: Error | undefined) => void): void;
+  /** CRC-32C of data (on the JS thread). */
+  crc32c(data: Uint8Array): number;
+  /** A whole pack's shard hashes (CRC-32C, 4 bytes each: data shards, then parity shards stripe by stripe) and parity shards into `out`, in one thread-pool job. */
+  rsPackParity(pack: Buffer, shardSize: number, stripes: number, m: number, out: Buffer, callback: (err: Error | undefined) => void): void;
 }
 
 /** Fields per entry in scanDir/readSmall stat arrays. */

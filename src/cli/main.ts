@@ -3,13 +3,15 @@
  * command needs, calls the library and prints the result; no logic a library
  * caller would need lives here.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { errors, exitCodes } from '../store/errors.js';
 import { DATA_SHARDS } from '../store/parity.js';
-import { Repository } from '../store/repository.js';
+import { throttledUploads } from '../store/backend/throttle.js';
+import { defaultCacheDir, Repository } from '../store/repository.js';
 import { findParent, selectSnapshot } from '../store/select.js';
 import { capture } from '../sync/capture.js';
 import { prune, type PruneResult } from '../store/prune.js';
@@ -19,6 +21,7 @@ import { isEmptyPolicy, type GroupKey, type RetentionPolicy } from '../sync/rete
 import { estimateSize } from '../sync/estimate.js';
 import { displayPath } from '../sync/local-fs.js';
 import { repairSnapshots } from '../sync/repair.js';
+import { replicate } from '../sync/replicate.js';
 import { restore } from '../sync/restore.js';
 import { COMPRESSIONS, type Compression } from '../store/format/records.js';
 import { rootEntry, type Entry } from '../store/format/tree.js';
@@ -26,7 +29,7 @@ import { diffTrees, fileChunks, resolvePath, walkTree } from '../sync/tree-walk.
 import { mountView, type Mounted } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
-import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
+import { backendAt, backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
 import { checkLines, problemLines, repairLines, verifyLines } from './check.js';
 import { forgetLines, parseCount, parseGrace, parsePercent, pruneLines, retentionLines } from './forget.js';
 import { count, formatBytes, type Output } from './output.js';
@@ -303,6 +306,34 @@ program.command('check')
       throw errors.corrupt(`the repository has ${count(result.problems.length, 'problem')} (listed above): a backup of a source that still has ` +
         'the files stores their data again; `strata repair snapshots` saves what can still be read of the rest');
     }
+  })));
+
+program.command('replicate')
+  .description('copy what another repository location lacks (a second disk or NAS, s3:…): packs, then snapshots; it then opens, checks and restores on its own with the same password')
+  .requiredOption('--to <repository>', 'the copy: a folder, or s3:http://host:port/bucket/prefix (created on the first run)')
+  .option('--verify', 'list the copy again instead of trusting what an earlier run left there')
+  .option('--limit-upload <KiB/s>', 'at most this many KiB per second to the copy')
+  .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
+    const limit = cmdOpts.limitUpload === undefined ? undefined : Number(cmdOpts.limitUpload);
+    if (limit !== undefined && !(limit > 0)) throw errors.usage(`--limit-upload takes KiB per second, not "${cmdOpts.limitUpload}"`);
+    const copy = backendAt(cmdOpts.to);
+    const target = limit ? throttledUploads(copy, limit * 1024) : copy;
+    const stateFile = path.join(process.env.STRATA_CACHE_DIR ?? defaultCacheDir(), 'replicas',
+      `${repo.config.id}-${createHash('sha256').update(target.location).digest('hex').slice(0, 12)}.json`);
+    const progress = out.progress('replicate', 'objects');
+    const result = await replicate(repo, target, {
+      stateFile, verify: !!cmdOpts.verify, signal: interruptible(),
+      onProgress: (p) => progress.update({ files: p.objects, bytes: p.bytes, totalBytes: p.totalBytes }),
+    }).finally(async () => {
+      progress.stop();
+      await copy.close();
+    });
+    out.result({ to: target.location, ...result }, () => [
+      `${result.created ? 'created the copy' : 'updated the copy'} at ${target.location}: ${count(result.packsCopied, 'pack')}, ` +
+        `${count(result.snapshotsCopied, 'snapshot')} copied (${formatBytes(result.bytesCopied)}) in ${result.seconds.toFixed(1)} s`,
+      ...(result.snapshotsRemoved || result.packsRemoved ? [`removed what the source no longer has: ${count(result.snapshotsRemoved, 'snapshot')}, ${count(result.packsRemoved, 'pack')}`] : []),
+      ...(result.removalsDeferred ? ['removals deferred: another process holds a lock on the copy (or the source lists no snapshot)'] : []),
+    ].join('\n'));
   })));
 
 const repair = program.command('repair').description('repair parts of the repository: index, snapshots');

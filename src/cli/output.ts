@@ -13,7 +13,7 @@ export interface Output {
   warn(message: string): void;
   info(message: string): void;
   /** `unit`: what `files` counts (files; packs for check). */
-  progress(kind: 'backup' | 'restore' | 'check', unit?: string): Progress;
+  progress(kind: 'backup' | 'restore' | 'check' | 'replicate', unit?: string): Progress;
 }
 
 export interface Progress {

@@ -23,6 +23,8 @@ export interface SavedPack {
   id: string;
   size: number;
   blobs: BlobLocation[];
+  /** The pack's parity being saved (after the pack): a caller need not wait for it before the next pack. */
+  parity?: Promise<void>;
 }
 
 /** Collects sealed blobs of one type and saves them as packs of about `targetSize` bytes. */
@@ -76,10 +78,13 @@ export class PackWriter {
     const hash = createHash('sha256');
     for (const part of parts) hash.update(part);
     const id = hash.digest('hex');
+    // Parity is computed in the thread pool while the pack is written, and saved after it: parity without its
+    // pack would be an orphan, while a pack without parity (a kill between) is mended by check --read-data.
+    const encoded = this.parity ? encodeParity(Buffer.concat(parts, size), this.parity) : undefined;
+    encoded?.catch(() => {}); // its failure is met by the parity save below, once the pack is saved
     await this.backend.save(packObjectName(id), parts);
-    // After the pack: parity without its pack would be an orphan, a pack without parity is mended by check --read-data.
-    if (this.parity) await this.backend.save(parityObjectName(id), await encodeParity(Buffer.concat(parts, size), this.parity));
-    return { id, size, blobs };
+    const parity = encoded?.then((object) => this.backend.save(parityObjectName(id), object));
+    return { id, size, blobs, ...(parity ? { parity } : {}) };
   }
 }
 

@@ -6,7 +6,7 @@
  * least 256; the last one zero-padded). Shard i belongs to stripe i mod G, G = ceil(shards /
  * DATA_SHARDS), so a lost tail spreads over every stripe; each stripe has m parity
  * shards (the repository's `parity` setting; 2 by default, 6.25 % of the pack) and
- * gives back any m of its shards. An 8-byte hash of every shard, data and parity,
+ * gives back any m of its shards. A CRC-32C of every shard, data and parity,
  * tells which are damaged. The parity object: a header, those hashes, the parity
  * shards, then the SHA-256 of all that (damaged parity is known as such).
  *
@@ -24,8 +24,10 @@ const MAX_SHARDS = 128;
 const ALIGN = 64;
 /** Below this, a shard's hash would cost more than its parity saves. */
 const MIN_SHARD = 256;
-/** Enough to tell the damaged shards: what healing gives back is still checked against the pack's name. */
-const HASH_BYTES = 8;
+/** A CRC-32C: enough to tell the damaged shards, as what healing gives back is still checked against the pack's name. */
+const HASH_BYTES = 4;
+/** Version 1 had 8 bytes of SHA-256 per shard (its objects count as damaged parity, and check writes them anew). */
+const FORMAT = 2;
 const MAGIC = 'SPAR';
 const HEADER_BYTES = 4 + 1 + 1 + 2 + 4 + 8;
 const SUM_BYTES = 32;
@@ -57,7 +59,11 @@ function shardsOf(layout: Layout, g: number): number[] {
   return out;
 }
 
-const shardHash = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest().subarray(0, HASH_BYTES);
+const shardHash = (bytes: Uint8Array): Buffer => {
+  const hash = Buffer.alloc(HASH_BYTES);
+  hash.writeUInt32LE(native.crc32c(bytes));
+  return hash;
+};
 
 const run = (f: (cb: (err: Error | undefined) => void) => void): Promise<void> =>
   new Promise((resolve, reject) => f((err) => (err ? reject(err) : resolve())));
@@ -70,28 +76,22 @@ function stripeOf(layout: Layout, pack: Uint8Array, data: number[]): Buffer {
   return stripe;
 }
 
-/** The parity object of a pack (whole, as saved), with `parity` shards per stripe. */
+/** The parity object of a pack (whole, as saved), with `parity` shards per stripe; computed off the JS thread. */
 export async function encodeParity(pack: Buffer, parity: number): Promise<Buffer> {
   const layout = layoutFor(pack.length, parity);
   const { shardSize, shards, stripes } = layout;
   const header = Buffer.alloc(HEADER_BYTES);
   header.write(MAGIC, 0, 'latin1');
-  header.writeUInt8(1, 4);
+  header.writeUInt8(FORMAT, 4);
   header.writeUInt8(parity, 5);
   header.writeUInt32LE(shardSize, 8);
   header.writeBigUInt64LE(BigInt(pack.length), 12);
-  const hashes: Buffer[] = [];
-  for (let s = 0; s < shards; s++) hashes.push(shardHash(pack.subarray(s * shardSize, Math.min((s + 1) * shardSize, pack.length))));
-  const parityShards: Buffer[] = [];
-  for (let g = 0; g < stripes; g++) {
-    const data = shardsOf(layout, g);
-    const stripe = stripeOf(layout, pack, data);
-    await run((cb) => native.rsEncode(stripe, data.length, parity, shardSize, cb));
-    parityShards.push(stripe.subarray(data.length * shardSize));
-  }
-  for (const p of parityShards) for (let j = 0; j < parity; j++) hashes.push(shardHash(p.subarray(j * shardSize, (j + 1) * shardSize)));
-  const body = Buffer.concat([header, ...hashes, ...parityShards]);
-  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+  // Hashes then parity shards, as the object holds them: rs_pack_parity (native/rs.c) lays them out as shardsOf does.
+  const body = Buffer.alloc((shards + stripes * parity) * HASH_BYTES + stripes * parity * shardSize);
+  await run((cb) => native.rsPackParity(pack, shardSize, stripes, parity, body, cb));
+  const object = Buffer.concat([header, body, Buffer.alloc(SUM_BYTES)]);
+  createHash('sha256').update(object.subarray(0, object.length - SUM_BYTES)).digest().copy(object, object.length - SUM_BYTES);
+  return object;
 }
 
 interface ParsedParity {
@@ -106,7 +106,7 @@ function parseParity(object: Buffer, packId: string): ParsedParity {
   if (object.length < HEADER_BYTES + SUM_BYTES) throw errors.corrupt(`${what} is truncated`);
   const body = object.subarray(0, object.length - SUM_BYTES);
   if (!createHash('sha256').update(body).digest().equals(object.subarray(body.length))) throw errors.corrupt(`${what} is damaged (its checksum does not match)`);
-  if (body.toString('latin1', 0, 4) !== MAGIC || body.readUInt8(4) !== 1) throw errors.corrupt(`${what} is of an unknown format`);
+  if (body.toString('latin1', 0, 4) !== MAGIC || body.readUInt8(4) !== FORMAT) throw errors.corrupt(`${what} is of an unknown format`);
   const layout = layoutFor(Number(body.readBigUInt64LE(12)), body.readUInt8(5));
   const hashCount = layout.shards + layout.stripes * layout.parity;
   const stripeParity = layout.parity * layout.shardSize;

@@ -13,6 +13,7 @@
  * other processes.
  */
 import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { native, type SealingKeys } from '../native.js';
@@ -100,6 +101,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   /** Ids queued in a pack that is not saved yet (hex), so a second copy is not stored. */
   private readonly pending = new Set<string>();
   private readonly saving = new Set<Promise<void>>();
+  /** Parity saves under way: they follow their packs without holding up the next pack's save. */
+  private readonly parityWrites = new Set<Promise<void>>();
   private savingError: unknown;
   /** Set by close: no pack is started after it (an interrupted backup may still have blobs on their way). */
   private closing = false;
@@ -201,7 +204,8 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     }
     if (!config) throw damage;
     if (config.encrypted !== encrypted) throw errors.corrupt('config and key disagree on encryption');
-    const index = await BlobIndex.open(path.join(opts.cacheDir ?? defaultCacheDir(), config.id, 'index'), { shared: !!opts.readOnly });
+    const cacheFolder = await cacheFolderFor(opts.cacheDir ?? defaultCacheDir(), config.id, backend.location);
+    const index = await BlobIndex.open(path.join(cacheFolder, 'index'), { shared: !!opts.readOnly });
     const repo = new Repository(backend, config, sealer, keys.master, index);
     if (opts.onWarning) repo.warn = opts.onWarning;
     if (!opts.readOnly) {
@@ -436,6 +440,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       if (!writer.empty) await this.startSaving(writer, true);
     }
     await Promise.all(this.saving);
+    await Promise.all(this.parityWrites);
     this.throwSavingError();
   }
 
@@ -452,6 +457,10 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   }
 
   private async packSaved(pack: SavedPack): Promise<void> {
+    if (pack.parity) {
+      const tracked = pack.parity.catch((e: unknown) => { this.savingError ??= e; }).finally(() => this.parityWrites.delete(tracked));
+      this.parityWrites.add(tracked);
+    }
     this.savedSinceSync.add(pack.id);
     await this.index.addPack(pack.id, pack.blobs);
     for (const b of pack.blobs) this.pending.delete(b.id.toString('hex'));
@@ -789,6 +798,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
   async close(): Promise<void> {
     this.closing = true;
     await Promise.allSettled(this.saving);
+    await Promise.allSettled(this.parityWrites);
     await this.index.close();
     await this.backend.close();
   }
@@ -839,6 +849,28 @@ const packMissing = (pack: string, type: BlobType, id: Buffer, cause?: unknown):
 
 function sealerFor(encrypted: boolean, keys: MasterKeys): Sealer {
   return encrypted ? new AeadSealer(keys.encryption) : new PlainSealer();
+}
+
+/**
+ * A repository's cache folder: named by its id, and by its location too when another
+ * location holds the same id (a replica, `strata replicate`), so that each has an index
+ * of its own packs. The first location to open an id claims the plain name.
+ */
+async function cacheFolderFor(root: string, id: string, location: string): Promise<string> {
+  /** Whether the folder is this location's: marked so, or unmarked and now marked. */
+  const claim = async (folder: string): Promise<boolean> => {
+    const mark = path.join(folder, 'location');
+    const held = await fs.readFile(mark, 'utf8').catch(() => undefined);
+    if (held !== undefined) return held === location;
+    await fs.mkdir(folder, { recursive: true });
+    await fs.writeFile(mark, location);
+    return true;
+  };
+  const home = path.join(root, id);
+  if (await claim(home)) return home;
+  const own = path.join(root, `${id}-${sha256(Buffer.from(location)).toString('hex').slice(0, 12)}`);
+  await claim(own);
+  return own;
 }
 
 /** Where the copy of a config or key file lives. */

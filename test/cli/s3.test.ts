@@ -1,7 +1,8 @@
 /**
  * A repository whose primary store is S3, on a real Ceph RADOS Gateway: the
  * restic-style commands work there as on a disk (init makes the bucket), with the
- * index in the local cache; a mount reads file data through JS.
+ * index in the local cache; a mount reads file data through JS; replication goes
+ * from S3 to a folder and from a folder to S3.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { randomStream } from '../kit/random.js';
 import { mountSkip } from '../kit/real.js';
 import { tempDir } from '../kit/tmp.js';
 
-t.test('init, backup, snapshots, ls, restore, check, mount, forget and prune on S3', async (t) => {
+t.test('init, backup, snapshots, ls, restore, check, mount, forget, prune and replicate (both ways) on S3', async (t) => {
   const ceph = await startCeph(t);
   if (!ceph) return;
   const dir = tempDir(t);
@@ -57,6 +58,20 @@ t.test('init, backup, snapshots, ls, restore, check, mount, forget and prune on 
   t.equal(forgotten.code, 0, forgotten.stderr);
   t.equal(JSON.parse(strata(['snapshots', '--json'], env).stdout).length, 1);
   t.equal(strata(['check', '--read-data'], env).code, 0, 'checks clean after the prune');
+
+  // S3 → a local folder, then that folder → another prefix on S3: each copy opens and restores on its own.
+  const local = path.join(dir, 'copy');
+  const toLocal = strata(['replicate', '--to', local, '--json'], env);
+  t.equal(toLocal.code, 0, toLocal.stderr);
+  t.match(JSON.parse(toLocal.stdout), { created: true, snapshotsCopied: 1 });
+  const localEnv = { ...env, STRATA_REPOSITORY: local, STRATA_CACHE_DIR: path.join(dir, 'cache-local') };
+  t.equal(strata(['check', '--read-data'], localEnv).code, 0, 'the local copy checks clean');
+  const back = `s3:${ceph.endpoint}/strata-copy/again`;
+  const toS3 = strata(['replicate', '--to', back, '--json'], localEnv);
+  t.equal(toS3.code, 0, toS3.stderr);
+  const backEnv = { ...env, STRATA_REPOSITORY: back, STRATA_CACHE_DIR: path.join(dir, 'cache-back') };
+  t.equal(strata(['dump', 'latest', path.join(source, 'docs', 'b.txt')], backEnv).stdout, 'beta', 'and the copy of the copy on S3 reads');
+  t.match(JSON.parse(strata(['replicate', '--to', back, '--json'], localEnv).stdout), { packsCopied: 0, snapshotsCopied: 0, bytesCopied: 0 }, 'nothing new: nothing moves');
 
   const wrongKeys = strata(['snapshots'], { ...env, AWS_SECRET_ACCESS_KEY: 'wrong' });
   t.equal(wrongKeys.code, 17);

@@ -5,10 +5,16 @@
  */
 import { createHash } from 'node:crypto';
 import t from 'tap';
+import { native } from '../../src/native.js';
 import { DATA_SHARDS, encodeParity, healPack, parityProblem, parityShardsFor } from '../../src/store/parity.js';
 import { Random } from '../kit/random.js';
 
 const idOf = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+t.test('shards are told by their CRC-32C (the standard check value)', async (t) => {
+  t.equal(native.crc32c(Buffer.from('123456789')), 0xe3069283);
+  t.equal(native.crc32c(Buffer.alloc(0)), 0);
+});
 
 t.test('parity settings: percent of a pack to shards per stripe of 32', async (t) => {
   t.equal(parityShardsFor(0), 0);

@@ -1,0 +1,243 @@
+/**
+ * Replication: makes another location (a folder on a second disk or NAS, an S3
+ * bucket) a complete copy of a repository, incrementally. The copy holds the same
+ * objects (config, keys, packs with their parity, snapshot records), so it opens,
+ * checks, mounts and restores with the same password and without the source.
+ *
+ * Order makes it safe to kill at any point: the snapshot records are listed first
+ * and copied last, after every pack listed after them has landed (a backup writes
+ * its packs before its record), so the copy never holds a snapshot whose data it
+ * lacks; packs already copied are not copied again. Each object is checked after
+ * writing (its size; S3 checks every upload against its MD5).
+ *
+ * What is known of the copy (its packs) is kept between runs, so a run after a
+ * small backup lists only the source and moves only what is new; a run that was
+ * interrupted, or `verify`, lists the copy again. What the source no longer has
+ * (forgotten snapshots, pruned packs) is removed from the copy too, snapshots
+ * first, but never while another process holds a lock on the copy and never when
+ * the source lists no snapshot at all.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Backend } from '../store/backend/backend.js';
+import { errors, isStrataError } from '../store/errors.js';
+import { decodeConfig } from '../store/format/records.js';
+import { acquireLock, liveLocks } from '../store/lock.js';
+import { packIdFromName, packObjectName } from '../store/pack.js';
+import { packIdOfParity, parityObjectName } from '../store/parity.js';
+import type { Repository } from '../store/repository.js';
+
+export interface ReplicateOptions {
+  /** Where what is known of the copy is kept between runs (a JSON file in the cache). */
+  stateFile: string;
+  /** List the copy again instead of trusting what is known of it. */
+  verify?: boolean;
+  onProgress?: (p: { objects: number; bytes: number; totalBytes: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface ReplicateResult {
+  /** Whether the copy was listed (first run, after an interruption, or asked for). */
+  listedTarget: boolean;
+  created: boolean;
+  packsCopied: number;
+  parityCopied: number;
+  snapshotsCopied: number;
+  bytesCopied: number;
+  snapshotsRemoved: number;
+  packsRemoved: number;
+  /** Removals left for a later run: another process held a lock on the copy. */
+  removalsDeferred: boolean;
+  seconds: number;
+}
+
+interface KnownTarget {
+  location: string;
+  /** False while a run is under way: a run that finds it so lists the copy. */
+  clean: boolean;
+  packs: string[];
+}
+
+/** Objects copied side by side (each a pack of a few MiB). */
+const COPIES_AT_ONCE = 3;
+
+async function names(backend: Backend, prefix: string): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  for await (const { name, size } of backend.list(prefix)) found.set(name, size);
+  return found;
+}
+
+async function readKnown(file: string, location: string): Promise<KnownTarget | undefined> {
+  try {
+    const known = JSON.parse(await fs.readFile(file, 'utf8')) as KnownTarget;
+    return known.location === location && known.clean ? known : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeKnown(file: string, known: KnownTarget): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}`;
+  await fs.writeFile(tmp, JSON.stringify(known));
+  await fs.rename(tmp, file);
+}
+
+export async function replicate(source: Repository, target: Backend, opts: ReplicateOptions): Promise<ReplicateResult> {
+  const started = Date.now();
+  const result: ReplicateResult = {
+    listedTarget: false, created: false, packsCopied: 0, parityCopied: 0, snapshotsCopied: 0, bytesCopied: 0,
+    snapshotsRemoved: 0, packsRemoved: 0, removalsDeferred: false, seconds: 0,
+  };
+  const from = source.backend;
+  const checkAborted = (): void => {
+    if (opts.signal?.aborted) throw errors.interrupted('replication interrupted: what was copied stays, the next run goes on from there');
+  };
+  /** Copies one object and checks that it landed whole. */
+  const copy = async (name: string): Promise<number> => {
+    checkAborted();
+    const data = await from.load(name);
+    await target.save(name, data);
+    const landed = await target.stat(name);
+    if (landed.size !== data.length) throw errors.backend(`${name} landed in ${target.location} as ${landed.size} bytes, not ${data.length}`);
+    result.bytesCopied += data.length;
+    return data.length;
+  };
+
+  // A shared lock: a prune of the source waits for this run before deleting what it reads.
+  const sourceLock = await source.readLock('replicate', () => {});
+  try {
+    result.created = await copyHeaders(source, target, copy);
+    const targetLock = await acquireLock(target, source.sealer, { exclusive: false, purpose: 'replicate' });
+    try {
+      // Snapshots first, then packs: every pack a listed snapshot needs is in the pack listing.
+      const snapshots = await names(from, 'snapshots/');
+      const packs = await names(from, 'packs/');
+      const parity = await names(from, 'parity/');
+      let known = opts.verify ? undefined : await readKnown(opts.stateFile, target.location);
+      const targetSnapshots = await names(target, 'snapshots/');
+      let targetPacks: Set<string>;
+      let targetParity: Set<string> | undefined;
+      if (known) {
+        targetPacks = new Set(known.packs);
+      } else {
+        result.listedTarget = true;
+        targetPacks = new Set([...(await names(target, 'packs/')).keys()].map(packIdFromName));
+        targetParity = new Set([...(await names(target, 'parity/')).keys()].map(packIdOfParity));
+      }
+      known = { location: target.location, clean: false, packs: [...targetPacks] };
+      await writeKnown(opts.stateFile, known);
+
+      const missingPacks = [...packs].filter(([name]) => !targetPacks.has(packIdFromName(name)));
+      // Parity goes with its pack; a listed copy also gets parity it lacks for packs it has.
+      const missingParity = [...parity].filter(([name]) => {
+        const id = packIdOfParity(name);
+        return packs.has(packObjectName(id)) && (!targetPacks.has(id) || (targetParity !== undefined && !targetParity.has(id)));
+      });
+      const missingSnapshots = [...snapshots].filter(([name]) => !targetSnapshots.has(name));
+      const totalBytes = [...missingPacks, ...missingParity, ...missingSnapshots].reduce((n, [, size]) => n + size, 0);
+      let objects = 0;
+      const progress = (): void => opts.onProgress?.({ objects: ++objects, bytes: result.bytesCopied, totalBytes });
+
+      const queue = [...missingPacks.map(([n]) => n), ...missingParity.map(([n]) => n)];
+      await Promise.all(Array.from({ length: COPIES_AT_ONCE }, async () => {
+        for (let name = queue.shift(); name; name = queue.shift()) {
+          try {
+            await copy(name);
+          } catch (e) {
+            if (!isStrataError(e, 'NOT_FOUND')) throw e; // pruned since the listing: its blobs are in newer packs, listed too
+            continue;
+          }
+          if (name.startsWith('packs/')) {
+            result.packsCopied++;
+            known!.packs.push(packIdFromName(name));
+          } else {
+            result.parityCopied++;
+          }
+          progress();
+        }
+      }));
+      // The records last: each snapshot's data has landed.
+      for (const [name] of missingSnapshots) {
+        try {
+          await copy(name);
+        } catch (e) {
+          if (!isStrataError(e, 'NOT_FOUND')) throw e; // forgotten since the listing
+          continue;
+        }
+        result.snapshotsCopied++;
+        progress();
+      }
+
+      await removeWhatWent(target, source, targetLock.name, snapshots, packs, targetSnapshots, known, result, checkAborted);
+      known.clean = true;
+      await writeKnown(opts.stateFile, known);
+    } finally {
+      await targetLock.release().catch(() => {});
+    }
+  } finally {
+    await sourceLock?.release().catch(() => {});
+  }
+  result.seconds = (Date.now() - started) / 1000;
+  return result;
+}
+
+/**
+ * A new copy gets the key files first and the config last (a config without keys would be
+ * a repository nobody opens); an existing one must be of the same repository, and gets key
+ * files added to the source since.
+ */
+async function copyHeaders(source: Repository, target: Backend, copy: (name: string) => Promise<number>): Promise<boolean> {
+  await target.create?.();
+  let held: Buffer | undefined;
+  try {
+    held = await target.load('config');
+  } catch (e) {
+    if (!isStrataError(e, 'NOT_FOUND')) throw e;
+  }
+  if (held) {
+    let id: string | undefined;
+    try {
+      id = decodeConfig(source.sealer.open(held, 'config')).id;
+    } catch (e) {
+      if (!isStrataError(e, 'CORRUPT')) throw e;
+    }
+    if (id !== source.config.id) {
+      throw errors.alreadyExists(`${target.location} holds another repository (or a damaged config): replicate to an empty location or to a copy of this one`);
+    }
+  } else if ((await names(target, 'packs/')).size || (await names(target, 'snapshots/')).size) {
+    throw errors.alreadyExists(`${target.location} holds repository objects but no config: replicate to an empty location or to a copy of this repository`);
+  }
+  const targetHeaders = new Set([...(await names(target, 'keys/')).keys(), ...(await names(target, 'copies/')).keys()]);
+  for (const prefix of ['keys/', 'copies/']) {
+    for (const name of (await names(source.backend, prefix)).keys()) if (!targetHeaders.has(name)) await copy(name);
+  }
+  if (!held) await copy('config');
+  return !held;
+}
+
+/** Mirrors forgotten snapshots and pruned packs, snapshots first; deferred while others hold locks on the copy. */
+async function removeWhatWent(target: Backend, source: Repository, ownLock: string, snapshots: Map<string, number>, packs: Map<string, number>,
+  targetSnapshots: Map<string, number>, known: KnownTarget, result: ReplicateResult, checkAborted: () => void): Promise<void> {
+  const goneSnapshots = [...targetSnapshots.keys()].filter((name) => !snapshots.has(name));
+  const sourcePacks = new Set([...packs.keys()].map(packIdFromName));
+  const gonePacks = known.packs.filter((id) => !sourcePacks.has(id));
+  if (!goneSnapshots.length && !gonePacks.length) return;
+  // A source that lists nothing is more likely broken or emptied by mistake than pruned: the copy keeps everything.
+  if (!snapshots.size || (await liveLocks(target, source.sealer, ownLock)).size) {
+    result.removalsDeferred = true;
+    return;
+  }
+  for (const name of goneSnapshots) {
+    checkAborted();
+    await target.remove(name);
+    result.snapshotsRemoved++;
+  }
+  for (const id of gonePacks) {
+    checkAborted();
+    await target.remove(packObjectName(id));
+    await target.remove(parityObjectName(id));
+    result.packsRemoved++;
+  }
+  known.packs = known.packs.filter((id) => sourcePacks.has(id));
+}

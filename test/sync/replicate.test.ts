@@ -1,0 +1,104 @@
+/**
+ * Replication between two folders (the S3 sides are in test/cli/s3.test.ts): the
+ * copy is a repository of its own with the same password, a second run after a
+ * small backup moves only what is new, a kill -9 mid-way loses nothing and never
+ * leaves a snapshot without its data, and forgotten snapshots leave the copy too.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { strata, strataAsync } from '../kit/cli.js';
+import { packFiles } from '../kit/packs.js';
+import { randomStream } from '../kit/random.js';
+import { tempDir } from '../kit/tmp.js';
+import { until } from '../kit/wait.js';
+
+function setup(t: Parameters<typeof tempDir>[0]) {
+  const dir = tempDir(t);
+  const env = { STRATA_REPOSITORY: path.join(dir, 'repo'), STRATA_PASSWORD: 'pw', STRATA_CACHE_DIR: path.join(dir, 'cache') };
+  const copy = path.join(dir, 'copy');
+  return { dir, env, copy, copyEnv: { ...env, STRATA_REPOSITORY: copy, STRATA_CACHE_DIR: path.join(dir, 'cache-copy') }, source: path.join(dir, 'share') };
+}
+
+/** Every object under a repository folder with its size (the objects a copy must hold). */
+async function objects(root: string, under = ''): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  for (const e of await fs.readdir(path.join(root, under), { withFileTypes: true }).catch(() => [])) {
+    const name = under ? `${under}/${e.name}` : e.name;
+    if (e.isDirectory()) { if (name !== 'tmp' && name !== 'locks') for (const [n, s] of await objects(root, name)) found.set(n, s); }
+    else found.set(name, (await fs.stat(path.join(root, name))).size);
+  }
+  return found;
+}
+
+t.test('a copy on another disk: complete, the same password, incremental, mirrors what was forgotten', async (t) => {
+  const { env, copy, copyEnv, source, dir } = setup(t);
+  await fs.mkdir(path.join(source, 'docs'), { recursive: true });
+  for (let i = 0; i < 6; i++) await fs.writeFile(path.join(source, `f${i}.bin`), randomStream(i, 3_000_000));
+  await fs.writeFile(path.join(source, 'docs', 'a.txt'), 'alpha');
+  t.equal(strata(['init'], env).code, 0);
+  const first = JSON.parse(strata(['backup', source, '--json'], env).stdout);
+
+  const run1 = strata(['replicate', '--to', copy, '--json'], env);
+  t.equal(run1.code, 0, run1.stderr);
+  const r1 = JSON.parse(run1.stdout);
+  t.match(r1, { created: true, listedTarget: true, snapshotsCopied: 1 });
+  t.same(await objects(copy), await objects(env.STRATA_REPOSITORY), 'the copy holds every object of the source');
+  const restored = strata(['restore', `latest:${source}`, '--target', path.join(dir, 'out')], copyEnv);
+  t.equal(restored.code, 0, restored.stderr);
+  t.ok((await fs.readFile(path.join(dir, 'out', 'f3.bin'))).equals(await fs.readFile(path.join(source, 'f3.bin'))), 'it restores with the same password, without the source');
+  t.equal(strata(['check', '--read-data'], copyEnv).code, 0, 'and checks clean');
+
+  // A small change: the second run moves the new packs, their parity and the record, nothing more.
+  const before = await objects(env.STRATA_REPOSITORY);
+  await fs.writeFile(path.join(source, 'docs', 'b.txt'), 'beta');
+  await fs.writeFile(path.join(source, 'g.bin'), randomStream(50, 500_000));
+  const second = JSON.parse(strata(['backup', source, '--json'], env).stdout);
+  const added = [...(await objects(env.STRATA_REPOSITORY))].filter(([n]) => !before.has(n)).reduce((a, [, s]) => a + s, 0);
+  const r2 = JSON.parse(strata(['replicate', '--to', copy, '--json'], env).stdout);
+  t.match(r2, { created: false, listedTarget: false, snapshotsCopied: 1 }, 'what is known of the copy is trusted: it is not listed again');
+  t.ok(r2.bytesCopied <= added * 1.05, `moves ${r2.bytesCopied} bytes for the ${added} the backup added`);
+  t.equal(strata(['dump', second.id.slice(0, 8), path.join(source, 'docs', 'b.txt')], copyEnv).stdout, 'beta');
+
+  // Forget and prune the first snapshot on the source: the copy follows.
+  t.equal(strata(['forget', first.id, '--prune', '--grace', '0s', '--max-unused', '0%'], env).code, 0);
+  const r3 = JSON.parse(strata(['replicate', '--to', copy, '--json'], env).stdout);
+  t.equal(r3.snapshotsRemoved, 1, 'the forgotten snapshot leaves the copy');
+  t.ok(r3.packsRemoved > 0, 'and so do the pruned packs');
+  t.same([...(await objects(copy)).keys()].filter((n) => !n.startsWith('deletions/')).sort(),
+    [...(await objects(env.STRATA_REPOSITORY)).keys()].filter((n) => !n.startsWith('deletions/')).sort(), 'the copy mirrors the source again');
+  t.equal(strata(['check', '--read-data'], copyEnv).code, 0);
+  const r4 = JSON.parse(strata(['replicate', '--to', copy, '--verify', '--json'], env).stdout);
+  t.match(r4, { listedTarget: true, packsCopied: 0, snapshotsCopied: 0, bytesCopied: 0 }, '--verify lists the copy: nothing was missing');
+});
+
+t.test('killed mid-way: no snapshot without its data, and the next run completes without copying again what landed', async (t) => {
+  const { env, copy, copyEnv, source } = setup(t);
+  await fs.mkdir(source, { recursive: true });
+  for (let i = 0; i < 12; i++) await fs.writeFile(path.join(source, `f${i}.bin`), randomStream(100 + i, 4_000_000));
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  const total = (await packFiles(env.STRATA_REPOSITORY)).length;
+  const killed = strataAsync(['replicate', '--to', copy, '--limit-upload', '8192'], env); // 8 MiB/s: a few seconds
+  t.ok(await until(async () => (await packFiles(copy)).length >= 2, 20_000, 10), 'packs are landing');
+  killed.child.kill('SIGKILL');
+  await killed.done;
+  const landed = (await packFiles(copy)).length;
+  t.ok(landed < total, `killed with ${landed} of ${total} packs there`);
+  t.same(await fs.readdir(path.join(copy, 'snapshots')).catch(() => []), [], 'no snapshot record before its packs');
+  const again = strata(['replicate', '--to', copy, '--json'], env);
+  t.equal(again.code, 0, again.stderr);
+  const r = JSON.parse(again.stdout);
+  t.equal(r.listedTarget, true, 'an interrupted run makes the next list the copy');
+  t.equal(r.packsCopied, total - landed, 'only what had not landed is copied');
+  t.equal(strata(['check', '--read-data'], copyEnv).code, 0, 'the copy is complete');
+});
+
+t.test('a copy that is another repository, or objects without a config, is refused', async (t) => {
+  const { env, copy, copyEnv } = setup(t);
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['init'], copyEnv).code, 0);
+  const refused = strata(['replicate', '--to', copy], env);
+  t.equal(refused.code, 11);
+  t.match(refused.stderr, /holds another repository/);
+});

@@ -1,12 +1,13 @@
 /**
- * Kill -9 at 50 seeded points of real `strata` processes: backups, prunes and
- * index repairs, each killed when it reaches a point chosen by the seed (at
- * start, once it holds its lock, part-way through writing packs, once prune
- * has scheduled or begun deleting). After each kill: the repository checks
- * out, every snapshot made before reads back byte for byte, and the same
- * operation run again completes, without storing again what the killed one
- * made durable, leaving no stale lock or partial file. The counts are printed
- * for CI's log.
+ * Kill -9 at 50 seeded points of real `strata` processes: backups, prunes,
+ * index repairs and replications to a second folder, each killed when it
+ * reaches a point chosen by the seed (at start, once it holds its lock,
+ * part-way through writing or copying packs, once prune has scheduled or begun
+ * deleting). After each kill: the repository checks out, every snapshot made
+ * before reads back byte for byte, the copy holds no snapshot without its data,
+ * and the same operation run again completes, without storing or copying again
+ * what the killed one made durable, leaving no stale lock or partial file. The
+ * counts are printed for CI's log.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -27,13 +28,14 @@ const KILLS = 50;
 const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const count = async (dir: string): Promise<number> => (await fs.readdir(dir).catch(() => [])).length;
 
-type Op = 'backup' | 'prune' | 'repair index';
+type Op = 'backup' | 'prune' | 'repair index' | 'replicate';
 
 t.test(`${KILLS} kills at seeded points: nothing made before is lost, and the next run completes`, async (t) => {
   const dir = tempDir(t);
   const repo = path.join(dir, 'repo');
   const source = path.join(dir, 'share');
   const env = { STRATA_REPOSITORY: repo, STRATA_PASSWORD: 'pw', STRATA_CACHE_DIR: path.join(dir, 'cache') };
+  const copy = path.join(dir, 'copy');
   await fs.mkdir(source);
   await fs.writeFile(path.join(source, 'first.txt'), 'the first snapshot');
   t.equal(strata(['init'], env).code, 0);
@@ -57,7 +59,7 @@ t.test(`${KILLS} kills at seeded points: nothing made before is lost, and the ne
   const problems: string[] = [];
   for (let i = 0; i < KILLS; i++) {
     const rnd = new Random(500 + i);
-    const op: Op = ['backup', 'backup', 'backup', 'prune', 'prune', 'repair index'][rnd.int(6)] as Op;
+    const op: Op = ['backup', 'backup', 'backup', 'prune', 'prune', 'repair index', 'replicate'][rnd.int(7)] as Op;
     tally.byOp[op] = (tally.byOp[op] ?? 0) + 1;
     let newBytes = 0;
     if (op === 'backup') {
@@ -75,11 +77,13 @@ t.test(`${KILLS} kills at seeded points: nothing made before is lost, and the ne
     }
     const before = await packBytes(repo);
     const packsBefore = (await packFiles(repo)).length;
-    const args = op === 'backup' ? ['backup', source, '--json'] : op === 'prune' ? ['prune', '--grace', '0s', '--max-unused', '0%'] : ['repair', 'index'];
+    const copiedBefore = (await packFiles(copy)).length;
+    const args = op === 'backup' ? ['backup', source, '--json'] : op === 'prune' ? ['prune', '--grace', '0s', '--max-unused', '0%']
+      : op === 'replicate' ? ['replicate', '--to', copy, '--json'] : ['repair', 'index'];
     // Where it is killed: at once, once it holds its lock, or part-way into its work.
     const point = rnd.int(4);
     const at = point === 0 ? 'at start' : point === 1 ? 'holding its lock' : op === 'backup' ? `after ${Math.round(rnd.int(100))}% of its packs`
-      : op === 'prune' ? (point === 2 ? 'once it scheduled deletions' : 'once it deleted a pack') : 'part-way';
+      : op === 'prune' ? (point === 2 ? 'once it scheduled deletions' : 'once it deleted a pack') : op === 'replicate' ? 'once a pack was copied' : 'part-way';
     const share = point >= 2 && op === 'backup' ? Number(at.match(/(\d+)%/)![1]) / 100 : 0;
     const run = strataAsync(args, env);
     let finished = false;
@@ -88,6 +92,7 @@ t.test(`${KILLS} kills at seeded points: nothing made before is lost, and the ne
       if (point === 0) return true;
       if (point === 1 || op === 'repair index') return (await count(path.join(repo, 'locks'))) > 0;
       if (op === 'backup') return (await packBytes(repo)) >= before + share * newBytes;
+      if (op === 'replicate') return (await packFiles(copy)).length > copiedBefore;
       if (point === 2) return (await count(path.join(repo, 'deletions'))) > 0;
       return (await packFiles(repo)).length < packsBefore;
     };
@@ -122,6 +127,18 @@ t.test(`${KILLS} kills at seeded points: nothing made before is lost, and the ne
     } finally {
       await reader.close();
     }
+    if (op === 'replicate' && await fs.stat(path.join(copy, 'config')).catch(() => undefined)) {
+      // The copy as the killed run left it: what snapshots it holds have their data.
+      const replica = await Repository.open(new LocalBackend(copy), { password: 'pw', cacheDir: path.join(dir, `replica-${i}`), readOnly: true });
+      try {
+        const checked = await check(replica);
+        if (checked.problems.length) problems.push(`${what}: the copy: ${checked.problems.map((p) => `${p.object}: ${p.message}`).join('; ')}`);
+      } finally {
+        await replica.close();
+      }
+    }
+    const inCopy = new Set((await packFiles(copy)).map((f) => path.basename(f)));
+    const toCopy = (await packFiles(repo)).filter((f) => !inCopy.has(path.basename(f))).length;
 
     // The same operation again, to the end.
     const durable = (await packBytes(repo)) - before;
@@ -131,8 +148,12 @@ t.test(`${KILLS} kills at seeded points: nothing made before is lost, and the ne
       const added = await backedUp(again.stdout);
       // Random data: one copy is newBytes plus seals and trees. What the killed run made durable is not stored again.
       if (added + Math.max(0, durable) > newBytes * 1.03 + 512 * 1024) problems.push(`${what}: ${added} bytes added after ${durable} made durable, for ${newBytes} new`);
+    } else if (op === 'replicate') {
+      const copied = JSON.parse(again.stdout).packsCopied;
+      if (copied > toCopy) problems.push(`${what}: ${copied} packs copied again where ${toCopy} were missing`);
     }
     if (await count(path.join(repo, 'locks'))) problems.push(`${what}: a lock is left after the next run`);
+    if (op === 'replicate' && await count(path.join(copy, 'locks'))) problems.push(`${what}: a lock is left in the copy after the next run`);
     if (await count(path.join(repo, 'tmp'))) problems.push(`${what}: partial files are left in tmp/ after the next run`);
   }
   t.comment(`fault suite, kill -9: ${KILLS} runs, ${tally.killed} killed mid-way, ${tally.finishedFirst} finished before the kill point; ` +

@@ -51,6 +51,32 @@ export function backendSuite(t: Test, make: (t: Test) => Promise<Backend>): void
     t.same((await b.load('locks/l1')).toString(), 'second');
   });
 
+  t.test('a save in several parts (the pack writer\'s way) stores them one after another', async (t) => {
+    const b = await make(t);
+    const parts = [Buffer.from('head-'), Buffer.alloc(0), new Random(2).bytes(70_000), Buffer.from('-tail')];
+    await b.save('packs/cd/cd01', parts);
+    t.same(await b.load('packs/cd/cd01'), Buffer.concat(parts));
+    t.equal((await b.stat('packs/cd/cd01')).size, 70_010);
+  });
+
+  t.test('a listing prefix may stop in the middle of a name', async (t) => {
+    const b = await make(t);
+    for (const name of ['packs/ab/ab01', 'packs/ab/ab02', 'packs/ac/ac01', 'parity/ab/ab01']) await b.save(name, Buffer.from('x'));
+    t.same(await collect(b, 'packs/a'), ['packs/ab/ab01:1', 'packs/ab/ab02:1', 'packs/ac/ac01:1']);
+    t.same(await collect(b, 'pa'), ['packs/ab/ab01:1', 'packs/ab/ab02:1', 'packs/ac/ac01:1', 'parity/ab/ab01:1']);
+    t.same(await collect(b, 'packs/ab/ab0'), ['packs/ab/ab01:1', 'packs/ab/ab02:1']);
+  });
+
+  t.test('saves at once, of different and of the same name, each land whole', async (t) => {
+    const b = await make(t);
+    const data = Array.from({ length: 8 }, (_, i) => new Random(10 + i).bytes(50_000 + i));
+    await Promise.all(data.map((d, i) => b.save(`packs/ee/ee${i}`, d)));
+    for (let i = 0; i < data.length; i++) t.same(await b.load(`packs/ee/ee${i}`), data[i]);
+    await Promise.all(data.map((d) => b.save('locks/same', d)));
+    const last = await b.load('locks/same');
+    t.ok(data.some((d) => d.equals(last)), 'the same name holds one of the saves whole, never a mix');
+  });
+
   t.test('names that could escape the namespace are refused', async (t) => {
     const b = await make(t);
     for (const name of ['../x', '/abs', 'a//b', 'a/./b', 'a/../b', 'dir/']) {

@@ -1,11 +1,9 @@
 /** What every command needs: the repository location, the password, opening, and errors → exit codes. */
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import type { Backend } from '../store/backend/backend.js';
-import { LocalBackend } from '../store/backend/local.js';
-import { isS3Location, parseS3Location, S3Backend } from '../store/backend/s3.js';
+import { backendAt } from '../store/backend/at.js';
 import { errors, StrataError } from '../store/errors.js';
 import { Repository } from '../store/repository.js';
 import { makeOutput, type Output } from './output.js';
@@ -26,11 +24,6 @@ export function backendFor(opts: GlobalOptions): Backend {
   const location = opts.repo ?? process.env.STRATA_REPOSITORY;
   if (!location) throw errors.usage('no repository given: use --repo DIR or set STRATA_REPOSITORY');
   return backendAt(location);
-}
-
-/** A folder, or S3 (`s3:http://host:port/bucket/prefix`, `s3:bucket/prefix`). */
-export function backendAt(location: string): Backend {
-  return isS3Location(location) ? new S3Backend(parseS3Location(location)) : new LocalBackend(path.resolve(location));
 }
 
 /** STRATA_PASSWORD, then --password-file / STRATA_PASSWORD_FILE, then a prompt on a terminal. */

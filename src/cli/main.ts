@@ -3,13 +3,13 @@
  * command needs, calls the library and prints the result; no logic a library
  * caller would need lives here.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { errors, exitCodes } from '../store/errors.js';
 import { DATA_SHARDS } from '../store/parity.js';
+import { backendAt } from '../store/backend/at.js';
 import { throttledUploads } from '../store/backend/throttle.js';
 import { defaultCacheDir, Repository } from '../store/repository.js';
 import { findParent, selectSnapshot } from '../store/select.js';
@@ -21,7 +21,7 @@ import { isEmptyPolicy, type GroupKey, type RetentionPolicy } from '../sync/rete
 import { estimateSize } from '../sync/estimate.js';
 import { displayPath } from '../sync/local-fs.js';
 import { repairSnapshots } from '../sync/repair.js';
-import { replicate } from '../sync/replicate.js';
+import { replicaStateFile, replicate } from '../sync/replicate.js';
 import { restore } from '../sync/restore.js';
 import { COMPRESSIONS, type Compression } from '../store/format/records.js';
 import { rootEntry, type Entry } from '../store/format/tree.js';
@@ -29,8 +29,9 @@ import { diffTrees, fileChunks, resolvePath, walkTree } from '../sync/tree-walk.
 import { mountView, type Mounted } from '../fs/mount.js';
 import { smbConfig } from '../fs/smb.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
-import { backendAt, backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
+import { backendFor, openRepository, password, run, untilStopped, type GlobalOptions } from './context.js';
 import { checkLines, problemLines, repairLines, verifyLines } from './check.js';
+import { replicaLines, replicateLines } from './replicate.js';
 import { forgetLines, parseCount, parseGrace, parsePercent, pruneLines, retentionLines } from './forget.js';
 import { count, formatBytes, type Output } from './output.js';
 
@@ -318,8 +319,7 @@ program.command('replicate')
     if (limit !== undefined && !(limit > 0)) throw errors.usage(`--limit-upload takes KiB per second, not "${cmdOpts.limitUpload}"`);
     const copy = backendAt(cmdOpts.to);
     const target = limit ? throttledUploads(copy, limit * 1024) : copy;
-    const stateFile = path.join(process.env.STRATA_CACHE_DIR ?? defaultCacheDir(), 'replicas',
-      `${repo.config.id}-${createHash('sha256').update(target.location).digest('hex').slice(0, 12)}.json`);
+    const stateFile = replicaStateFile(process.env.STRATA_CACHE_DIR ?? defaultCacheDir(), repo.config.id, target.location);
     const progress = out.progress('replicate', 'objects');
     const result = await replicate(repo, target, {
       stateFile, verify: !!cmdOpts.verify, signal: interruptible(),
@@ -328,12 +328,7 @@ program.command('replicate')
       progress.stop();
       await copy.close();
     });
-    out.result({ to: target.location, ...result }, () => [
-      `${result.created ? 'created the copy' : 'updated the copy'} at ${target.location}: ${count(result.packsCopied, 'pack')}, ` +
-        `${count(result.snapshotsCopied, 'snapshot')} copied (${formatBytes(result.bytesCopied)}) in ${result.seconds.toFixed(1)} s`,
-      ...(result.snapshotsRemoved || result.packsRemoved ? [`removed what the source no longer has: ${count(result.snapshotsRemoved, 'snapshot')}, ${count(result.packsRemoved, 'pack')}`] : []),
-      ...(result.removalsDeferred ? ['removals deferred: another process holds a lock on the copy (or the source lists no snapshot)'] : []),
-    ].join('\n'));
+    out.result({ to: target.location, ...result }, () => replicateLines(target.location, result).join('\n'));
   })));
 
 const repair = program.command('repair').description('repair parts of the repository: index, snapshots');
@@ -505,6 +500,7 @@ program.command('status')
       }),
       ...(status.retention ? retentionLines(status.retention) : ['  retention: off (every snapshot is kept)']),
       ...(status.verify ? verifyLines(status.verify) : ['  verification: off (stored data is not read back)']),
+      ...replicaLines(status.replicas),
     ]);
   }));
 

@@ -4,11 +4,12 @@ import path from 'node:path';
 import pino from 'pino';
 import pretty from 'pino-pretty';
 import { mountView, type Mounted } from '../fs/mount.js';
+import { backendAt } from '../store/backend/at.js';
 import { repositoryViewSource, SnapshotView } from '../fs/vtree.js';
 import { defaultCacheDir, Repository } from '../store/repository.js';
 import { CaptureService } from '../sync/service.js';
 import type { ServiceConfig } from '../sync/service-config.js';
-import { backendAt, password, untilStopped, type GlobalOptions } from './context.js';
+import { password, untilStopped, type GlobalOptions } from './context.js';
 import type { Output } from './output.js';
 
 const DEMO_PASSWORD = 'demo';

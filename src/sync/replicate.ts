@@ -17,6 +17,7 @@
  * first, but never while another process holds a lock on the copy and never when
  * the source lists no snapshot at all.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Backend } from '../store/backend/backend.js';
@@ -57,6 +58,10 @@ interface KnownTarget {
   clean: boolean;
   packs: string[];
 }
+
+/** Where what is known of a copy is kept: the cache, by source repository and copy location. */
+export const replicaStateFile = (cacheRoot: string, repositoryId: string, location: string): string =>
+  path.join(cacheRoot, 'replicas', `${repositoryId}-${createHash('sha256').update(location).digest('hex').slice(0, 12)}.json`);
 
 /** Objects copied side by side (each a pack of a few MiB). */
 const COPIES_AT_ONCE = 3;

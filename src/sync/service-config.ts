@@ -53,6 +53,15 @@ const verify = z.object({
   parts: z.number().int().min(1).default(7),
 }).strict();
 
+const replica = z.object({
+  /** The copy: a folder on another disk or NAS, or S3 (`s3:http://host:port/bucket/prefix`). */
+  to: z.string().min(1),
+  /** A replication run at most this often. */
+  everyMinutes: z.number().positive().default(60),
+  /** At most this many KiB per second to the copy. */
+  limitUploadKiB: z.number().positive().optional(),
+}).strict();
+
 const schema = z.object({
   /** The repository: a local folder, or S3 (`s3:http://host:port/bucket/prefix`). */
   repository: z.string().min(1),
@@ -75,6 +84,8 @@ const schema = z.object({
   retention: retention.nullable().prefault({}),
   /** Rolling verification (`strata check --read-data-subset`); null never reads the data back. */
   verify: verify.nullable().prefault({}),
+  /** Second copies, kept up to date by `strata replicate` on their schedules; none by default. */
+  replicas: z.array(replica).default([]),
 }).strict();
 
 export type ServiceConfig = z.infer<typeof schema>;

@@ -5,20 +5,21 @@
  * full walk runs at start, after a watcher overflow or error, after a failed
  * capture, and on the periodic schedule. A source that cannot be watched (a
  * network mount) is walked fully every few minutes instead. Retention and prune
- * (src/sync/upkeep.ts) and rolling verification (src/sync/verify.ts) run beside
- * the captures. Status is written to a JSON file for `strata status`.
+ * (src/sync/upkeep.ts), rolling verification (src/sync/verify.ts) and replication
+ * to second copies (src/sync/replication.ts) run beside the captures. Status is written to a JSON file for `strata status`.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isStrataError } from '../store/errors.js';
-import type { Repository } from '../store/repository.js';
+import { defaultCacheDir, type Repository } from '../store/repository.js';
 import { findParent } from '../store/select.js';
 import { capture } from './capture.js';
 import type { Chore } from './chore.js';
 import { ChangeJournal, unchangedFolders, type Changes } from './journal.js';
 import type { ServiceConfig } from './service-config.js';
 import { Upkeep, type RetentionStatus } from './upkeep.js';
+import { Replication, type ReplicaStatus } from './replication.js';
 import { Verification, type VerifyStatus } from './verify.js';
 
 export interface Log {
@@ -49,6 +50,7 @@ export interface ServiceStatus {
   /** Absent when the config turns retention off. */
   retention?: RetentionStatus;
   verify?: VerifyStatus;
+  replicas?: ReplicaStatus[];
 }
 
 /** A source that cannot be watched is walked this often. */
@@ -76,7 +78,8 @@ export class CaptureService {
   private running?: Promise<void>;
   private readonly upkeep?: Upkeep;
   private readonly verification?: Verification;
-  /** Retention and verification, run one after the other on their own schedules. */
+  private readonly replications: Replication[];
+  /** Retention, verification and replication, run one after the other on their own schedules. */
   private readonly chores: Chore[] = [];
   /** A chore in progress: a promise apart from `running`, so that captures go on beside it. */
   private upkeeping?: Promise<void>;
@@ -98,7 +101,9 @@ export class CaptureService {
     }));
     if (config.retention) this.upkeep = new Upkeep(repo, config.retention, this.sources.map((s) => s.path), log, now, earlier?.retention);
     if (config.verify) this.verification = new Verification(repo, config.verify, log, now, earlier?.verify);
-    for (const chore of [this.upkeep, this.verification]) if (chore) this.chores.push(chore);
+    const cacheRoot = config.cacheDir ?? defaultCacheDir();
+    this.replications = config.replicas.map((r) => new Replication(repo, r, cacheRoot, log, now, earlier?.replicas?.find((e) => e.to === r.to)));
+    for (const chore of [this.upkeep, this.verification, ...this.replications]) if (chore) this.chores.push(chore);
   }
 
   static async start(repo: Repository, config: ServiceConfig, log: Log, statusFile: string, now = Date.now): Promise<CaptureService> {
@@ -116,6 +121,7 @@ export class CaptureService {
       updated: new Date(this.now()).toISOString(), sources: this.sources.map((s) => ({ ...s.status })),
       ...(this.upkeep ? { retention: this.upkeep.status() } : {}),
       ...(this.verification ? { verify: this.verification.status() } : {}),
+      ...(this.replications.length ? { replicas: this.replications.map((r) => r.status()) } : {}),
     };
   }
 

@@ -1,13 +1,15 @@
 /**
  * Continuous capture with a real watcher on real folders: every kind of change
  * reaches a snapshot within the configured window, a restart catches what
- * happened while the service was down, and retention thins the snapshots and
- * frees their space while captures go on.
+ * happened while the service was down, retention thins the snapshots and
+ * frees their space while captures go on, and second copies follow.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { LocalBackend } from '../../src/store/backend/local.js';
 import { packObjectName } from '../../src/store/pack.js';
+import { Repository } from '../../src/store/repository.js';
 import { check } from '../../src/sync/check.js';
 import { parseConfig } from '../../src/sync/service-config.js';
 import { CaptureService, type Log } from '../../src/sync/service.js';
@@ -15,7 +17,7 @@ import type { VerifyStatus } from '../../src/sync/verify.js';
 import { resolvePath, walkTree } from '../../src/sync/tree-walk.js';
 import { damageBeyondParity, packBytes } from '../kit/packs.js';
 import { Random } from '../kit/random.js';
-import { newRepository } from '../kit/repo.js';
+import { newRepository, PASSWORD } from '../kit/repo.js';
 import { tempDir } from '../kit/tmp.js';
 import { until } from '../kit/wait.js';
 
@@ -214,4 +216,31 @@ t.test('rolling verification reads one part per pass, every pack once per round,
   await fs.writeFile(`${file}.mended`, bytes); // mended (as from a second copy), in one step
   await fs.rename(`${file}.mended`, file);
   t.ok(await until(() => service.status().verify!.lastError === undefined, 15_000), 'once its part reads clean, the error is cleared');
+});
+
+t.test('replication keeps a second copy up to date beside the captures; a copy it cannot write is an error in the status', async (t) => {
+  const spare = tempDir(t);
+  const copyDir = path.join(spare, 'copy');
+  await fs.writeFile(path.join(spare, 'a-file'), 'not a folder');
+  const broken = path.join(spare, 'a-file', 'copy');
+  const { source, repo, start } = await setup(t, {
+    retention: null, verify: null, cacheDir: path.join(spare, 'cache'),
+    replicas: [{ to: copyDir, everyMinutes: 0.005 }, { to: broken, everyMinutes: 0.005 }],
+  });
+  const logged: string[] = [];
+  const service = await start({ ...quiet, error: (_, m) => logged.push(m) });
+  const copied = async (): Promise<number> => (await fs.readdir(path.join(copyDir, 'snapshots')).catch(() => [])).length;
+  t.ok(await until(async () => (await copied()) >= 1, 20_000), 'the first snapshot reaches the copy');
+  await fs.writeFile(path.join(source, 'new.txt'), 'new');
+  t.ok(await until(async () => (await repo.listSnapshots()).length >= 2 && (await copied()) === (await repo.listSnapshots()).length, 20_000),
+    'a later snapshot follows it');
+  const [good, bad] = service.status().replicas!;
+  t.match(good, { to: copyDir, lastSuccess: { snapshotsCopied: Number }, copiedUpTo: String });
+  t.equal(good!.lastError, undefined);
+  t.match(bad!.lastError?.message, /^replication to .*a-file\/copy failed/, 'the copy that cannot be written has its error');
+  t.ok(logged.some((m) => /replication to .*a-file\/copy failed/.test(m)), 'logged as an error');
+
+  const backupCopy = await Repository.open(new LocalBackend(copyDir), { password: PASSWORD, cacheDir: path.join(spare, 'cache-copy'), readOnly: true });
+  t.teardown(() => backupCopy.close());
+  t.equal((await check(backupCopy, { readData: true })).problems.length, 0, 'the copy opens with the same password and checks clean');
 });

@@ -1,0 +1,27 @@
+/** What `strata replicate` and `strata status` say about second copies. */
+import type { ReplicateResult } from '../sync/replicate.js';
+import type { ReplicaStatus } from '../sync/replication.js';
+import { count, formatBytes } from './output.js';
+
+export function replicateLines(to: string, result: ReplicateResult): string[] {
+  return [
+    `${result.created ? 'created the copy' : 'updated the copy'} at ${to}: ${count(result.packsCopied, 'pack')}, ` +
+      `${count(result.snapshotsCopied, 'snapshot')} copied (${formatBytes(result.bytesCopied)}) in ${result.seconds.toFixed(1)} s`,
+    ...(result.snapshotsRemoved || result.packsRemoved ? [`removed what the source no longer has: ${count(result.snapshotsRemoved, 'snapshot')}, ${count(result.packsRemoved, 'pack')}`] : []),
+    ...(result.removalsDeferred ? ['removals deferred: another process holds a lock on the copy (or the source lists no snapshot)'] : []),
+  ];
+}
+
+/** Each copy the service keeps, as `strata status` shows it. */
+export function replicaLines(replicas: ReplicaStatus[] | undefined): string[] {
+  if (!replicas?.length) return ['  replication: none (no second copy)'];
+  return replicas.flatMap((r) => {
+    const ok = r.lastSuccess;
+    return [
+      `  copy at ${r.to}${r.running ? ': replicating now' : ''}`,
+      ok ? `    last success ${ok.time.slice(0, 19).replace('T', ' ')}: ${count(ok.snapshotsCopied, 'snapshot')}, ${count(ok.packsCopied, 'pack')} (${formatBytes(ok.bytesCopied)}) in ${ok.seconds.toFixed(1)} s` +
+        `${r.copiedUpTo ? `; holds snapshots up to ${r.copiedUpTo.slice(0, 19).replace('T', ' ')}` : ''}` : '    never replicated yet',
+      ...(r.lastError ? [`    last error (${r.lastError.time}): ${r.lastError.message}`] : []),
+    ];
+  });
+}

@@ -12,8 +12,8 @@ import { DATA_SHARDS } from '../store/parity.js';
 import { backendAt } from '../store/backend/at.js';
 import { throttledUploads } from '../store/backend/throttle.js';
 import { defaultCacheDir, Repository } from '../store/repository.js';
-import { findParent, selectSnapshot } from '../store/select.js';
-import { capture } from '../sync/capture.js';
+import { selectSnapshot } from '../store/select.js';
+import { backup } from '../sync/backup.js';
 import { prune, type PruneResult } from '../store/prune.js';
 import { check, parseSubset } from '../sync/check.js';
 import { forget } from '../sync/forget.js';
@@ -122,45 +122,39 @@ program.command('backup')
     }
     const signal = interruptible();
     return withRepository(opts, out, false, async (repo) => {
-      const lock = await repo.lock('backup');
+      const sources = paths.map((p) => path.resolve(p));
+      const progress = out.progress('backup');
+      let totalBytes: number | undefined;
+      // A first backup has no parent to go by: count the sources beside it for an ETA.
+      const counting = new AbortController();
+      let made;
       try {
-        const sources = paths.map((p) => path.resolve(p));
-        const host = cmdOpts.host ?? os.hostname();
-        const parent = findParent(await repo.listSnapshots((m) => out.warn(m)), host, sources);
-        if (parent) out.info(`using parent snapshot ${shortId(parent.id)}`);
-        const progress = out.progress('backup');
-        let totalBytes = parent?.snapshot.summary.bytes;
-        // A first backup has no parent to go by: count the sources beside it for an ETA.
-        const counting = new AbortController();
-        if (progress.visible && totalBytes === undefined) {
-          void estimateSize(sources, (bytes) => { totalBytes = bytes; }, counting.signal).catch(() => {});
-        }
-        let result;
-        try {
-          result = await capture(repo, {
-            paths: sources, host, tags: cmdOpts.tag, excludes, oneFileSystem: !!cmdOpts.oneFileSystem, parent,
-            chunker: repo.config.chunker, signal,
-            onProgress: (p) => progress.update({ files: p.files, bytes: p.bytes, totalBytes, current: p.current }),
-            onError: (p, m) => out.warn(`${p}: ${m}`),
-            onWarning: (m) => out.warn(m),
-          });
-        } finally {
-          counting.abort();
-          progress.stop();
-        }
-        const s = result.snapshot.summary;
-        out.result({ id: result.id, ...result.snapshot, tree: result.snapshot.tree.toString('hex') }, () => [
-          `snapshot ${shortId(result.id)} saved`,
-          `  ${s.files} files, ${s.dirs} folders, ${s.others} others, ${formatBytes(s.bytes)}`,
-          `  ${count(s.filesRead, 'file')} read (${formatBytes(s.bytesRead)}), ${s.files - s.filesRead - (s.linked ?? 0)} unchanged${
-            s.linked ? `, ${count(s.linked, 'more name')} of hard-linked files` : ''}`,
-          `  ${s.blobsAdded} new blobs, ${formatBytes(s.bytesAdded)} added to the repository in ${s.seconds.toFixed(1)} s`,
-          ...(s.errors.length ? [`  ${s.errors.length} files could not be read (see warnings above)`] : []),
-        ]);
-        return s.errors.length ? 3 : 0;
+        made = await backup(repo, {
+          purpose: 'backup', paths: sources, host: cmdOpts.host ?? os.hostname(), tags: cmdOpts.tag, excludes, oneFileSystem: !!cmdOpts.oneFileSystem, signal,
+          onParent: (parent) => {
+            if (parent) out.info(`using parent snapshot ${shortId(parent.id)}`);
+            totalBytes = parent?.snapshot.summary.bytes;
+            if (progress.visible && totalBytes === undefined) void estimateSize(sources, (bytes) => { totalBytes = bytes; }, counting.signal).catch(() => {});
+          },
+          onProgress: (p) => progress.update({ files: p.files, bytes: p.bytes, totalBytes, current: p.current }),
+          onError: (p, m) => out.warn(`${p}: ${m}`),
+          onWarning: (m) => out.warn(m),
+        });
       } finally {
-        await lock.release();
+        counting.abort();
+        progress.stop();
       }
+      const result = made.snapshot;
+      const s = result.snapshot.summary;
+      out.result({ id: result.id, ...result.snapshot, tree: result.snapshot.tree.toString('hex') }, () => [
+        `snapshot ${shortId(result.id)} saved`,
+        `  ${s.files} files, ${s.dirs} folders, ${s.others} others, ${formatBytes(s.bytes)}`,
+        `  ${count(s.filesRead, 'file')} read (${formatBytes(s.bytesRead)}), ${s.files - s.filesRead - (s.linked ?? 0)} unchanged${
+          s.linked ? `, ${count(s.linked, 'more name')} of hard-linked files` : ''}`,
+        `  ${s.blobsAdded} new blobs, ${formatBytes(s.bytesAdded)} added to the repository in ${s.seconds.toFixed(1)} s`,
+        ...(s.errors.length ? [`  ${s.errors.length} files could not be read (see warnings above)`] : []),
+      ]);
+      return s.errors.length ? 3 : 0;
     });
   }));
 

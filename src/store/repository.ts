@@ -142,6 +142,10 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     };
   }
 
+  get chunkerParams(): ChunkerParams {
+    return this.config.chunker;
+  }
+
   static async init(backend: Backend, opts: InitOptions): Promise<RepoConfig> {
     await backend.create?.();
     if (await exists(backend, 'config')) throw errors.alreadyExists(`a repository already exists at ${backend.location}`);

@@ -5,7 +5,7 @@
  */
 import type { SealingKeys } from '../native.js';
 import type { Entry, TreeBuilder } from './format/tree.js';
-import type { BlobLocation as PackedBlob, BlobType, Snapshot } from './format/records.js';
+import type { BlobLocation as PackedBlob, BlobType, ChunkerParams, Snapshot } from './format/records.js';
 
 export interface BlobReader {
   /** Loads, authenticates, decompresses and re-checks the id of a blob. */
@@ -19,6 +19,8 @@ export interface TreeReader {
 }
 
 export interface BlobWriter {
+  /** How this repository cuts files into chunks (its config's: the same everywhere, so that chunks deduplicate). */
+  readonly chunkerParams: ChunkerParams;
   blobId(data: Uint8Array): Buffer;
   hasBlob(id: Buffer): boolean;
   /**

@@ -23,7 +23,7 @@ import { Minimatch } from 'minimatch';
 import { native } from '../native.js';
 import { makeCutter, type CutFunction } from '../store/chunker.js';
 import { errors, isStrataError, StrataError } from '../store/errors.js';
-import type { ChunkerParams, Snapshot, SnapshotSummary } from '../store/format/records.js';
+import type { Snapshot, SnapshotSummary } from '../store/format/records.js';
 import { TreeBuilder, TreeIndex, type Entry, type Tally } from '../store/format/tree.js';
 import type { BlobReader, BlobWriter, FolderMemory, FolderSeen, SnapshotRef, SnapshotWriter } from '../store/roles.js';
 import {
@@ -40,7 +40,6 @@ export interface CaptureOptions {
   excludes?: string[];
   oneFileSystem?: boolean;
   parent?: SnapshotRef;
-  chunker: ChunkerParams;
   onProgress?: (p: CaptureProgress) => void;
   /** Told about every file that could not be read (it is also in the summary). */
   onError?: (path: string, message: string) => void;
@@ -149,7 +148,7 @@ class Walker {
   private stopped = false;
 
   constructor(private readonly repo: CaptureRepo, private readonly opts: CaptureOptions, private readonly summary: Counters) {
-    this.cut = makeCutter(opts.chunker);
+    this.cut = makeCutter(repo.chunkerParams);
     this.excludes = (opts.excludes ?? []).map((p) => new Minimatch(p, { dot: true, matchBase: !p.includes('/') }));
   }
 
@@ -510,7 +509,7 @@ class Walker {
   }
 
   private async chunkStream(source: FileSource): Promise<Buffer[]> {
-    const window = this.windows.pop() ?? Buffer.allocUnsafe(this.opts.chunker.maxSize + READ_SIZE);
+    const window = this.windows.pop() ?? Buffer.allocUnsafe(this.repo.chunkerParams.maxSize + READ_SIZE);
     try {
       const chunks: Buffer[] = [];
       let start = 0;

@@ -13,8 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isStrataError } from '../store/errors.js';
 import { defaultCacheDir, type Repository } from '../store/repository.js';
-import { findParent } from '../store/select.js';
-import { capture } from './capture.js';
+import { backup } from './backup.js';
 import type { Chore } from './chore.js';
 import { ChangeJournal, unchangedFolders, type Changes } from './journal.js';
 import type { ServiceConfig } from './service-config.js';
@@ -195,15 +194,12 @@ export class CaptureService {
     const host = os.hostname();
     s.status.capturing = true;
     s.lastCaptureAt = started;
-    let lock;
     try {
-      // The lock first: a prune that schedules deletions after it waits for this capture; one before it is learned here.
-      lock = await this.repo.lock('strata serve');
-      const parent = findParent(await this.repo.listSnapshots((m) => this.log.warn({}, m)), host, [s.path]);
-      const full = changes.full || fullDue || !parent;
-      const ref = await capture(this.repo, {
-        paths: [s.path], host, tags: s.tags, excludes: s.excludes, parent, chunker: this.repo.config.chunker,
-        isUnchanged: full ? undefined : unchangedFolders(changes), onlyIfChanged: !this.config.snapshotWhenUnchanged,
+      let full = true;
+      const { snapshot: ref, parent } = await backup(this.repo, {
+        purpose: 'strata serve', paths: [s.path], host, tags: s.tags, excludes: s.excludes, onlyIfChanged: !this.config.snapshotWhenUnchanged,
+        // The journal says what changed since the last capture, which made the parent; a full walk compares everything.
+        unchangedSince: () => ((full = changes.full || fullDue) ? undefined : unchangedFolders(changes)),
         signal: this.abort.signal,
         onError: (p, m) => this.log.warn({ source: s.path, path: p }, m),
         onWarning: (m) => this.log.warn({ source: s.path }, m),
@@ -228,7 +224,6 @@ export class CaptureService {
       else this.fail(s, (e as Error).message);
     } finally {
       s.status.capturing = false;
-      await lock?.release().catch(() => {});
       await this.writeStatus();
     }
   }

@@ -71,7 +71,7 @@ async function pristine(t: Parameters<typeof tempDir>[0]) {
   let parent;
   for (let s = 0; s < 3; s++) {
     if (s) for (let i = 0; i < 5; i++) await fs.writeFile(path.join(source, `d${rnd.int(4)}`, `f${rnd.int(8)}`), randomStream(1000 * s + i, 20_000 + rnd.int(40_000)));
-    parent = await capture(made.repo, { paths: [source], chunker: made.repo.config.chunker, parent });
+    parent = await capture(made.repo, { paths: [source], parent });
     const held = new Map<string, string>();
     for (const f of await files(source)) held.set(f, digest(await fs.readFile(f)));
     expected.set(parent.id, held);

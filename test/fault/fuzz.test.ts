@@ -101,7 +101,7 @@ t.test('restore writes only below its target, whatever symlinks the target alrea
   await fs.writeFile(path.join(source, 'top.txt'), 'top');
   await fs.symlink('/etc/passwd', path.join(source, 'abs-link'));
   await fs.symlink('../../outside', path.join(source, 'docs', 'up-link'));
-  const snap = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const snap = await capture(repo, { paths: [source] });
   const entry = await resolvePath(repo, snap.snapshot.tree, source);
 
   const target = path.join(dir, 'target');

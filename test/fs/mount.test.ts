@@ -437,7 +437,7 @@ t.test('a repository not on a local disk: file data comes through JS, pushed ahe
   const files = Array.from({ length: 30 }, (_, i) => rnd.bytes(1000 + i * 5000));
   for (const [i, data] of files.entries()) await fs.writeFile(path.join(source, `f${String(i).padStart(2, '0')}.bin`), data);
   await fs.writeFile(path.join(source, 'big.bin'), rnd.bytes(6_000_000));
-  await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  await capture(repo, { paths: [source] });
   const mountpoint = path.join(dir, 'mnt');
   await fs.mkdir(mountpoint);
   // In this process: every call below is asynchronous, so the JS thread stays free to answer.

@@ -34,7 +34,7 @@ async function setup(t: Parameters<typeof tempDir>[0]) {
   const backup = async (tags: string[] = [], at?: number) => {
     const parent = (await repo.listSnapshots()).at(-1);
     clock = at ?? clock + 3_600_000;
-    return capture(repo, { paths: [source], chunker: repo.config.chunker, tags, parent, host: 'nas1', now: () => new Date(clock) });
+    return capture(repo, { paths: [source], tags, parent, host: 'nas1', now: () => new Date(clock) });
   };
   const view = new SnapshotView(repositoryViewSource(repo), { refreshMs: 0, onWarning: (m) => warnings.push(m) });
   return { dir, source, repo, backup, view, big, warnings };

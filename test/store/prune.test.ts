@@ -29,7 +29,7 @@ async function writeShare(dir: string, seed: number, files = 24): Promise<void> 
 }
 
 const backup = (repo: Repository, source: string, parent?: Awaited<ReturnType<typeof capture>>) =>
-  capture(repo, { paths: [source], chunker: repo.config.chunker, parent });
+  capture(repo, { paths: [source], parent });
 
 async function setup(t: Parameters<typeof tempDir>[0]) {
   const made = await newRepository(t, undefined, { packSize: PACK_SIZE, parityPercent: 0 }); // damage shows as damage: nothing heals
@@ -86,7 +86,7 @@ t.test('deletion waits for the locks held when it was scheduled: backups keep ru
   t.equal(scheduled.deletedPacks, 0, 'nothing is deleted at once');
 
   // That backup finishes with the same files: it refers to blobs in the condemned packs.
-  const late = await capture(other, { paths: [source], chunker: other.config.chunker });
+  const late = await capture(other, { paths: [source] });
   t.ok(late.snapshot.summary.bytesAdded < 40 * 1024, 'the running backup stored no file again (it deduplicated against what is condemned)');
   const waiting = await prune(repo, { ...NOW, wait: false });
   t.equal(waiting.deletedPacks, 0, 'while its lock is held, the schedule stands');

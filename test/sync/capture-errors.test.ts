@@ -19,8 +19,7 @@ t.test('files that vanish between listing and reading are reported, the rest is 
   const { repo } = await newRepository(t);
   let removed = false;
   const snap = await capture(repo, {
-    paths: [source], chunker: repo.config.chunker,
-    // After the first file is read, the others are listed but mostly not opened yet (synchronous removal).
+    paths: [source], // After the first file is read, the others are listed but mostly not opened yet (synchronous removal).
     onProgress: () => {
       if (removed) return;
       removed = true;
@@ -46,7 +45,7 @@ t.test('a file written while it is read is retried, then stored marked inconsist
   t.teardown(() => { writer.kill('SIGKILL'); });
   await new Promise((r) => setTimeout(r, 100));
   const { repo } = await newRepository(t);
-  const snap = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const snap = await capture(repo, { paths: [source] });
   writer.kill('SIGKILL');
   t.match(snap.snapshot.summary.errors, [{ path: file, message: /changed while it was read/ }]);
   const entry = await resolvePath(repo, snap.snapshot.tree, file);
@@ -61,7 +60,7 @@ t.test('excludes by name and by path', async (t) => {
   await fs.writeFile(path.join(source, 'keep', 'b.tmp'), 'b');
   await fs.writeFile(path.join(source, 'cache', 'deep', 'c.txt'), 'c');
   const { repo } = await newRepository(t);
-  const snap = await capture(repo, { paths: [source], chunker: repo.config.chunker, excludes: ['*.tmp', `${source}/cache`] });
+  const snap = await capture(repo, { paths: [source], excludes: ['*.tmp', `${source}/cache`] });
   const saved: string[] = [];
   for await (const item of walkTree(repo, await resolvePath(repo, snap.snapshot.tree, source))) saved.push(item.path.toString());
   t.same(saved, ['keep', 'keep/a.txt']);
@@ -76,7 +75,7 @@ t.test('one-file-system keeps a mount point but not what is mounted on it', { sk
   await fs.writeFile(path.join(source, 'mnt', 'other-fs.txt'), 'elsewhere');
   const { repo } = await newRepository(t);
   const list = async (oneFileSystem: boolean) => {
-    const snap = await capture(repo, { paths: [source], chunker: repo.config.chunker, oneFileSystem });
+    const snap = await capture(repo, { paths: [source], oneFileSystem });
     const saved: string[] = [];
     for await (const item of walkTree(repo, await resolvePath(repo, snap.snapshot.tree, source))) saved.push(item.path.toString());
     return saved;
@@ -92,13 +91,13 @@ t.test('with a change journal, unchanged folders are reused unread and still cou
   await fs.writeFile(path.join(source, 'quiet', 'deep', 'a.txt'), 'aaaa');
   await fs.writeFile(path.join(source, 'busy', 'b.txt'), 'bb');
   const { repo } = await newRepository(t);
-  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const first = await capture(repo, { paths: [source] });
   // A change the journal did not report (quiet/) must not be seen; the reported one (busy/) must.
   await fs.writeFile(path.join(source, 'quiet', 'deep', 'a.txt'), 'changed unseen');
   await fs.writeFile(path.join(source, 'busy', 'new.txt'), 'new');
   const quiet = path.join(source, 'quiet');
   const second = await capture(repo, {
-    paths: [source], chunker: repo.config.chunker, parent: first,
+    paths: [source], parent: first,
     isUnchanged: (folder) => folder === quiet || folder.startsWith(`${quiet}/`),
   });
   t.equal(second.snapshot.summary.filesRead, 1, 'only the new file in the reported folder is read');

@@ -32,8 +32,8 @@ t.test('a no-change backup of a tree never read before stores nothing', async (t
   t.ok(moved, 'precondition: this filesystem updates access times on reading (else the test proves nothing)');
 
   const { repo } = await newRepository(t);
-  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
-  const second = await capture(repo, { paths: [source], chunker: repo.config.chunker, parent: first });
+  const first = await capture(repo, { paths: [source] });
+  const second = await capture(repo, { paths: [source], parent: first });
   // The share's own tree, not the root's: the folders above it (the temp dir's parent) may change meanwhile.
   const [before, after] = await Promise.all([first, second].map((s) => resolvePath(repo, s.snapshot.tree, source)));
   t.ok(after.subtree!.equals(before.subtree!), 'the share is the same tree: nothing in it was stored again');
@@ -49,12 +49,12 @@ t.test('a first backup reads a hard-linked file once and counts its other names 
   await fs.link(path.join(source, 'a'), path.join(source, 'c'));
   await fs.writeFile(path.join(source, 'alone'), 'other content\n');
   const { repo } = await newRepository(t);
-  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const first = await capture(repo, { paths: [source] });
   const s = first.snapshot.summary;
   t.same({ files: s.files, filesRead: s.filesRead, linked: s.linked }, { files: 4, filesRead: 2, linked: 2 });
   const target = path.join(dir, 'restored');
   t.equal(await restoredDifferences(repo, first.snapshot.tree, source, target), '', 'every name restores with its content, linked again (rsync -H)');
-  const second = await capture(repo, { paths: [source], chunker: repo.config.chunker, parent: first });
+  const second = await capture(repo, { paths: [source], parent: first });
   t.same({ filesRead: second.snapshot.summary.filesRead, linked: second.snapshot.summary.linked }, { filesRead: 0, linked: undefined },
     'in the next backup every name is unchanged');
 });
@@ -69,7 +69,7 @@ t.test('a renamed or moved folder is not read again, and a folder replaced by an
   await fs.mkdir(path.join(source, 'inbox'));
   await fs.writeFile(path.join(source, 'inbox', 'note.txt'), 'first\n');
   const { repo } = await newRepository(t);
-  const opts = { paths: [source], chunker: repo.config.chunker };
+  const opts = { paths: [source] };
   const first = await capture(repo, opts);
   await fs.rename(path.join(source, 'projects', 'alpha'), path.join(source, 'projects', 'alpha-2026'));
   const renamed = await capture(repo, { ...opts, parent: first });
@@ -94,13 +94,13 @@ t.test('below a folder compared with its remembered tree, a change journal is no
   await fs.mkdir(path.join(source, 'A', 'sub'), { recursive: true });
   await fs.writeFile(path.join(source, 'A', 'sub', 'f'), 'old');
   const { repo } = await newRepository(t);
-  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const first = await capture(repo, { paths: [source] });
   // Moved away and back under another name, edited meanwhile: a journal that only saw the
   // last move knows nothing of the edit and calls B/sub unchanged.
   await fs.rename(path.join(source, 'A'), path.join(source, 'B'));
   await fs.writeFile(path.join(source, 'B', 'sub', 'f'), 'edited');
   const second = await capture(repo, {
-    paths: [source], chunker: repo.config.chunker, parent: first, isUnchanged: (folder) => folder === path.join(source, 'B', 'sub'),
+    paths: [source], parent: first, isUnchanged: (folder) => folder === path.join(source, 'B', 'sub'),
   });
   const f = await resolvePath(repo, second.snapshot.tree, path.join(source, 'B', 'sub', 'f'));
   t.equal((await repo.loadBlob('data', f.chunks![0])).toString(), 'edited', 'the edited content is stored');

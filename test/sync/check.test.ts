@@ -22,9 +22,9 @@ async function setup(t: Parameters<typeof newRepository>[0]) {
   const source = path.join(made.dir, 'share');
   await fs.mkdir(path.join(source, 'docs'), { recursive: true });
   for (let i = 0; i < 8; i++) await fs.writeFile(path.join(source, 'docs', `f${i}.bin`), randomStream(100 + i, 60 * 1024));
-  const first = await capture(made.repo, { paths: [source], chunker: made.repo.config.chunker });
+  const first = await capture(made.repo, { paths: [source] });
   await fs.writeFile(path.join(source, 'new.txt'), 'added later');
-  const second = await capture(made.repo, { paths: [source], chunker: made.repo.config.chunker, parent: first });
+  const second = await capture(made.repo, { paths: [source], parent: first });
   await made.repo.flush();
   return { ...made, source, first, second, repoDir: path.join(made.dir, 'repo') };
 }
@@ -146,7 +146,7 @@ t.test('a backup that lands while check runs: its packs are looked for again rat
     indexedBlobsOf: (p) => reader.indexedBlobsOf(p), locate: (id) => reader.locate(id), lostPackOf: (id) => reader.lostPackOf(id),
     indexedBlobs: () => reader.indexedBlobs(), loadTree: (id) => reader.loadTree(id), syncIndex: () => reader.syncIndex(),
     async listSnapshots(onWarning) {
-      if (!landed) await capture(repo, { paths: [source], chunker: repo.config.chunker, parent: second });
+      if (!landed) await capture(repo, { paths: [source], parent: second });
       landed = true;
       return reader.listSnapshots(onWarning);
     },
@@ -164,7 +164,7 @@ t.test('massive damage: every file counted, 1,000 named, memory bounded by what 
     await fs.mkdir(path.join(source, `d${d}`, 'deeper'), { recursive: true });
     for (let i = 0; i < 500; i++) await fs.writeFile(path.join(source, `d${d}`, i % 2 ? 'deeper' : '', `f${i}`), `file ${d}/${i}`);
   }
-  await capture(made.repo, { paths: [source], chunker: made.repo.config.chunker });
+  await capture(made.repo, { paths: [source] });
   await made.repo.flush();
   for (const pack of await dataPacks(made.repo)) await made.backend.remove(`packs/${pack.slice(0, 2)}/${pack}`);
   const result = await check(made.repo);

@@ -20,7 +20,7 @@ t.test('backup then restore reproduces the tree exactly (rsync -aHAX --checksum 
   await fs.mkdir(source);
   await writeTree(source, nasTree(11));
   const { repo } = await newRepository(t);
-  const snap = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const snap = await capture(repo, { paths: [source] });
   t.same(snap.snapshot.summary.errors, [], 'no read errors');
   const target = path.join(dir, 'restored');
   const result = await restore(repo, await resolvePath(repo, snap.snapshot.tree, source), target);
@@ -41,7 +41,7 @@ t.test('in a repository compressed with zstd, the tree restores exactly too', as
   await fs.mkdir(source);
   await writeTree(source, nasTree(13));
   const { repo } = await newRepository(t, undefined, { compression: 'zstd' });
-  const snap = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const snap = await capture(repo, { paths: [source] });
   t.equal(await restoredDifferences(repo, snap.snapshot.tree, source, path.join(dir, 'restored')), '', 'rsync finds no difference');
 });
 
@@ -51,14 +51,14 @@ t.test('an incremental backup reads only what changed and restores each version'
   await fs.mkdir(source);
   await writeTree(source, nasTree(12));
   const { repo } = await newRepository(t);
-  const first = await capture(repo, { paths: [source], chunker: repo.config.chunker });
+  const first = await capture(repo, { paths: [source] });
   const v1 = path.join(dir, 'v1');
   execFileSync('cp', ['-a', source, v1]);
 
   await fs.writeFile(path.join(source, 'docs', 'doc-3.txt'), 'changed content\n');
   await fs.writeFile(path.join(source, 'added.txt'), 'new file\n');
   await fs.rm(path.join(source, 'docs', 'doc-4.txt'));
-  const second = await capture(repo, { paths: [source], chunker: repo.config.chunker, parent: first });
+  const second = await capture(repo, { paths: [source], parent: first });
   t.equal(second.snapshot.summary.filesRead, 2, 'only the changed and the added file are read');
   t.ok(second.snapshot.summary.bytesAdded < 20_000, `${second.snapshot.summary.bytesAdded} bytes added`);
 

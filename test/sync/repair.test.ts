@@ -18,10 +18,10 @@ t.test('a lost folder tree: the folder is left out, named, the counts follow; a 
   const source = path.join(dir, 'share');
   await fs.mkdir(path.join(source, 'old', 'deeper'), { recursive: true });
   for (const f of ['a', 'b', 'deeper/c']) await fs.writeFile(path.join(source, 'old', f), f);
-  const first = await capture(writer, { paths: [source], chunker: writer.config.chunker });
+  const first = await capture(writer, { paths: [source] });
   await fs.mkdir(path.join(source, 'new'));
   await fs.writeFile(path.join(source, 'new', 'd'), 'd');
-  const second = await capture(writer, { paths: [source], chunker: writer.config.chunker, parent: first });
+  const second = await capture(writer, { paths: [source], parent: first });
   // The first backup's trees (old/ among them, reused by the second) go; the second's new root stays.
   const [firstTrees, secondTrees] = [writer.locate(first.snapshot.tree)!.pack, writer.locate(second.snapshot.tree)!.pack];
   t.not(secondTrees, firstTrees, 'the second root is in a pack of its own');
@@ -53,7 +53,7 @@ t.test('a repair is not made twice, but made again when it would leave out somet
   for (const folder of ['old', 'mid', 'new']) {
     await fs.mkdir(path.join(source, folder), { recursive: true });
     await fs.writeFile(path.join(source, folder, 'f'), folder);
-    parent = await capture(writer, { paths: [source], chunker: writer.config.chunker, parent });
+    parent = await capture(writer, { paths: [source], parent });
     trees.push(writer.locate(parent.snapshot.tree)!.pack); // each capture's trees in a pack of their own
   }
   const last = parent!.id;

@@ -26,7 +26,8 @@ typedef struct rs_job {
   uint8_t lost[256];
   int nlost;
   int rebuild;
-  /* rsPackParity */
+  /* rsPackParity: the pack is read on the pool thread, so it is held too */
+  napi_ref pack_ref;
   const uint8_t *pack;
   size_t pack_len, out_len;
   int32_t stripes;
@@ -52,6 +53,7 @@ static void rs_complete(napi_env env, napi_status status, void *arg) {
   napi_value args[1];
   napi_get_undefined(env, &args[0]);
   if (status != napi_ok || job->base.problem) pool_error(env, "DAMAGED", job->base.problem ? job->base.problem : "parity job failed", &args[0]);
+  if (job->pack_ref) napi_delete_reference(env, job->pack_ref);
   pool_job_finish(env, &job->base, 1, args);
 }
 
@@ -128,6 +130,7 @@ static napi_value rs_pack_parity_napi(napi_env env, napi_callback_info info) {
   }
   job->shard = (size_t)shard;
   job->stripe = (uint8_t *)out;
+  napi_create_reference(env, argv[0], 1, &job->pack_ref);
   return pool_job_queue(env, &job->base, argv[4], argv[5], "strata.rsPackParity", rs_execute, rs_complete);
 }
 

@@ -9,6 +9,7 @@ export function replicateLines(to: string, result: ReplicateResult): string[] {
       `${count(result.snapshotsCopied, 'snapshot')} copied (${formatBytes(result.bytesCopied)}) in ${result.seconds.toFixed(1)} s`,
     ...(result.snapshotsRemoved || result.packsRemoved ? [`removed what the source no longer has: ${count(result.snapshotsRemoved, 'snapshot')}, ${count(result.packsRemoved, 'pack')}`] : []),
     ...(result.removalsDeferred ? ['removals deferred: another process holds a lock on the copy (or the source lists no snapshot)'] : []),
+    ...(result.packsKeptLost ? [`kept ${count(result.packsKeptLost, 'pack')} on the copy that the source no longer has though no prune of it is on record (lost there, or pruned before its record expired)`] : []),
   ];
 }
 

@@ -24,6 +24,7 @@ const PROBE_WAIT_MS = 2000;
 const POLL_MS = 20;
 
 export async function prepareMountpoint(mountpoint: string): Promise<void> {
+  let unreachable = false;
   try {
     const st = await fs.stat(mountpoint);
     if (!st.isDirectory()) throw errors.usage(`${mountpoint} is not a folder`);
@@ -31,9 +32,10 @@ export async function prepareMountpoint(mountpoint: string): Promise<void> {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw errors.usage(`the mount point ${mountpoint} does not exist: create it first (mkdir -p ${mountpoint})`);
     if (code !== 'ENOTCONN') throw e;
+    unreachable = true;
   }
-  if (await isMounted(mountpoint)) {
-    const answer = await probe(mountpoint);
+  if (unreachable || await isMounted(mountpoint)) {
+    const answer = unreachable ? 'dead' : await probe(mountpoint);
     if (answer === 'hung') throw errors.usage(`${mountpoint} is busy: a mount there does not answer (is its process stopped? \`umount -l ${mountpoint}\` detaches it)`);
     if (answer === 'alive') throw errors.usage(`${mountpoint} is busy: something is already mounted there (unmount it first)`);
     await recoverDeadMount(mountpoint);
@@ -41,9 +43,11 @@ export async function prepareMountpoint(mountpoint: string): Promise<void> {
   if ((await fs.readdir(mountpoint)).length > 0) throw errors.usage(`${mountpoint} is not empty: mount on an empty folder`);
 }
 
+/** Whether the kernel's mount table has the mount point (by its real path, as the table holds it, escaped as it escapes). */
 async function isMounted(mountpoint: string): Promise<boolean> {
+  const real = path.join(await fs.realpath(path.dirname(mountpoint)).catch(() => path.dirname(mountpoint)), path.basename(mountpoint));
+  const escaped = real.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
   const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
-  const escaped = mountpoint.replace(/ /g, '\\040');
   return mounts.split('\n').some((line) => line.split(' ')[1] === escaped);
 }
 

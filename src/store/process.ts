@@ -5,7 +5,7 @@
  * before and after a reboot, never take each other's live processes for dead ones
  * (their leftovers then wait for the time-based rules instead).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 
@@ -14,7 +14,8 @@ let space: string | undefined;
 /** 12 hex digits naming this host, boot and pid namespace. */
 export function processSpace(): string {
   if (space === undefined) {
-    const read = (f: () => string): string => { try { return f(); } catch { return '?'; } };
+    // Unknown (no /proc): a value of this process alone, so that no other process is ever taken for gone.
+    const read = (f: () => string): string => { try { return f(); } catch { return randomBytes(16).toString('hex'); } };
     const boot = read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
     const pidNamespace = read(() => readlinkSync('/proc/self/ns/pid'));
     space = createHash('sha256').update(`${os.hostname()}\0${boot}\0${pidNamespace}`).digest('hex').slice(0, 12);

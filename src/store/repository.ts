@@ -556,10 +556,13 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
         const parity = await this.backend.load(parityObjectName(packId)).catch((e) => {
           throw isStrataError(e, 'NOT_FOUND') ? errors.corrupt(`pack ${packId} has no parity to heal it from`) : e;
         });
-        const healed = await healPack(read ?? await this.backend.load(name).catch((e) => {
+        const bytes = read ?? await this.backend.load(name).catch((e) => {
           if (isStrataError(e, 'NOT_FOUND')) throw errors.corrupt(`pack ${packId} is gone: parity cannot bring back a whole pack`);
           throw e;
-        }), parity, packId);
+        });
+        const healed = await healPack(bytes, parity, packId);
+        // Intact as stored (the damage was elsewhere, a blob the pack never held whole): nothing to write back.
+        if (healed.pack.equals(bytes)) return healed;
         this.treeRegions.forget(packId);
         const done = `pack ${packId} healed from its parity (${healed.shardsRebuilt} of ${healed.shards} shards rebuilt)`;
         try {

@@ -7,15 +7,17 @@
  * Order makes it safe to kill at any point: the snapshot records are listed first
  * and copied last, after every pack listed after them has landed (a backup writes
  * its packs before its record), so the copy never holds a snapshot whose data it
- * lacks; packs already copied are not copied again. Each object is checked after
- * writing (its size; S3 checks every upload against its MD5).
+ * lacks (packs pruned meanwhile send it back to list the source again); packs
+ * already copied are not copied again. A pack must hash to its name before it is
+ * copied (a damaged one stops the run, to be healed on the source first), and
+ * every object's size is checked once written (S3 uploads carry their MD5).
  *
  * What is known of the copy (its packs) is kept between runs, so a run after a
  * small backup lists only the source and moves only what is new; a run that was
  * interrupted, or `verify`, lists the copy again. What the source no longer has
- * (forgotten snapshots, pruned packs) is removed from the copy too, snapshots
- * first, but never while another process holds a lock on the copy and never when
- * the source lists no snapshot at all.
+ * (forgotten snapshots, packs a prune scheduled) is removed from the copy too,
+ * snapshots first, but never while another process holds a lock on the copy and
+ * never when the source lists no snapshot at all; a pack lost on the source stays.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -49,6 +51,8 @@ export interface ReplicateResult {
   packsRemoved: number;
   /** Removals left for a later run: another process held a lock on the copy. */
   removalsDeferred: boolean;
+  /** Packs the source no longer has though no prune scheduled them (lost there): kept on the copy. */
+  packsKeptLost: number;
   seconds: number;
 }
 
@@ -57,6 +61,8 @@ interface KnownTarget {
   /** False while a run is under way: a run that finds it so lists the copy. */
   clean: boolean;
   packs: string[];
+  /** The snapshot records on the copy: a copy that holds others (swapped, wiped) is listed again. */
+  snapshots: string[];
 }
 
 /** Where what is known of a copy is kept: the cache, by source repository and copy location. */
@@ -65,6 +71,8 @@ export const replicaStateFile = (cacheRoot: string, repositoryId: string, locati
 
 /** Objects copied side by side (each a pack of a few MiB). */
 const COPIES_AT_ONCE = 3;
+/** Listings of the source again after packs vanished under a prune, before giving up for this run. */
+const MAX_ROUNDS = 5;
 
 async function names(backend: Backend, prefix: string): Promise<Map<string, number>> {
   const found = new Map<string, number>();
@@ -75,7 +83,7 @@ async function names(backend: Backend, prefix: string): Promise<Map<string, numb
 async function readKnown(file: string, location: string): Promise<KnownTarget | undefined> {
   try {
     const known = JSON.parse(await fs.readFile(file, 'utf8')) as KnownTarget;
-    return known.location === location && known.clean ? known : undefined;
+    return known.location === location && known.clean && Array.isArray(known.packs) && Array.isArray(known.snapshots) ? known : undefined;
   } catch {
     return undefined;
   }
@@ -92,16 +100,20 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
   const started = Date.now();
   const result: ReplicateResult = {
     listedTarget: false, created: false, packsCopied: 0, parityCopied: 0, snapshotsCopied: 0, bytesCopied: 0,
-    snapshotsRemoved: 0, packsRemoved: 0, removalsDeferred: false, seconds: 0,
+    snapshotsRemoved: 0, packsRemoved: 0, removalsDeferred: false, packsKeptLost: 0, seconds: 0,
   };
   const from = source.backend;
   const checkAborted = (): void => {
     if (opts.signal?.aborted) throw errors.interrupted('replication interrupted: what was copied stays, the next run goes on from there');
   };
-  /** Copies one object and checks that it landed whole. */
+  /** Copies one object and checks that it landed whole; a pack must still hash to its name on the source. */
   const copy = async (name: string): Promise<number> => {
     checkAborted();
     const data = await from.load(name);
+    if (name.startsWith('packs/') && createHash('sha256').update(data).digest('hex') !== packIdFromName(name)) {
+      throw errors.corrupt(`${name} on the source is damaged (its bytes no longer match its name), so it is not copied: ` +
+        '`strata check --read-data` on the source heals it from its parity where it can (else `strata repair snapshots` leaves out what it held), then replicate again');
+    }
     await target.save(name, data);
     const landed = await target.stat(name);
     if (landed.size !== data.length) throw errors.backend(`${name} landed in ${target.location} as ${landed.size} bytes, not ${data.length}`);
@@ -117,10 +129,12 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
     try {
       // Snapshots first, then packs: every pack a listed snapshot needs is in the pack listing.
       const snapshots = await names(from, 'snapshots/');
-      const packs = await names(from, 'packs/');
-      const parity = await names(from, 'parity/');
-      let known = opts.verify ? undefined : await readKnown(opts.stateFile, target.location);
+      let packs = await names(from, 'packs/');
+      let parity = await names(from, 'parity/');
       const targetSnapshots = await names(target, 'snapshots/');
+      let known = opts.verify || result.created ? undefined : await readKnown(opts.stateFile, target.location);
+      // What is known is trusted only while the copy holds the snapshots it held then (a disk swapped or wiped does not).
+      if (known && !sameSet(known.snapshots, targetSnapshots.keys())) known = undefined;
       let targetPacks: Set<string>;
       let targetParity: Set<string> | undefined;
       if (known) {
@@ -130,38 +144,55 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
         targetPacks = new Set([...(await names(target, 'packs/')).keys()].map(packIdFromName));
         targetParity = new Set([...(await names(target, 'parity/')).keys()].map(packIdOfParity));
       }
-      known = { location: target.location, clean: false, packs: [...targetPacks] };
+      known = { location: target.location, clean: false, packs: [...targetPacks], snapshots: [...targetSnapshots.keys()] };
       await writeKnown(opts.stateFile, known);
 
-      const missingPacks = [...packs].filter(([name]) => !targetPacks.has(packIdFromName(name)));
-      // Parity goes with its pack; a listed copy also gets parity it lacks for packs it has.
-      const missingParity = [...parity].filter(([name]) => {
-        const id = packIdOfParity(name);
-        return packs.has(packObjectName(id)) && (!targetPacks.has(id) || (targetParity !== undefined && !targetParity.has(id)));
-      });
       const missingSnapshots = [...snapshots].filter(([name]) => !targetSnapshots.has(name));
-      const totalBytes = [...missingPacks, ...missingParity, ...missingSnapshots].reduce((n, [, size]) => n + size, 0);
       let objects = 0;
+      let totalBytes = missingSnapshots.reduce((n, [, size]) => n + size, 0);
       const progress = (): void => opts.onProgress?.({ objects: ++objects, bytes: result.bytesCopied, totalBytes });
-
-      const queue = [...missingPacks.map(([n]) => n), ...missingParity.map(([n]) => n)];
-      await Promise.all(Array.from({ length: COPIES_AT_ONCE }, async () => {
-        for (let name = queue.shift(); name; name = queue.shift()) {
-          try {
-            await copy(name);
-          } catch (e) {
-            if (!isStrataError(e, 'NOT_FOUND')) throw e; // pruned since the listing: its blobs are in newer packs, listed too
-            continue;
+      /** Copies side by side; returns the names gone from the source meanwhile. The first failure stops every worker. */
+      const copyAll = async (queue: string[]): Promise<string[]> => {
+        const vanished: string[] = [];
+        let failure: unknown;
+        await Promise.all(Array.from({ length: COPIES_AT_ONCE }, async () => {
+          for (let name = queue.shift(); name && failure === undefined; name = queue.shift()) {
+            try {
+              await copy(name);
+            } catch (e) {
+              if (isStrataError(e, 'NOT_FOUND')) vanished.push(name);
+              else failure ??= e;
+              continue;
+            }
+            if (name.startsWith('packs/')) {
+              result.packsCopied++;
+              targetPacks.add(packIdFromName(name));
+              known!.packs.push(packIdFromName(name));
+            } else {
+              result.parityCopied++;
+            }
+            progress();
           }
-          if (name.startsWith('packs/')) {
-            result.packsCopied++;
-            known!.packs.push(packIdFromName(name));
-          } else {
-            result.parityCopied++;
-          }
-          progress();
-        }
-      }));
+        }));
+        if (failure !== undefined) throw failure;
+        return vanished;
+      };
+      // A pack that vanished was pruned meanwhile: its live blobs went to newer packs, which a new listing finds.
+      for (let round = 0; ; round++) {
+        const missingPacks = [...packs].filter(([name]) => !targetPacks.has(packIdFromName(name)));
+        // Parity goes with its pack; a listed copy also gets parity it lacks for packs it has.
+        const missingParity = [...parity].filter(([name]) => {
+          const id = packIdOfParity(name);
+          return packs.has(packObjectName(id)) && (missingPacks.some(([n]) => packIdFromName(n) === id) || (targetParity !== undefined && !targetParity.has(id)));
+        });
+        targetParity = undefined;
+        totalBytes += [...missingPacks, ...missingParity].reduce((n, [, size]) => n + size, 0);
+        const vanished = await copyAll([...missingPacks.map(([n]) => n), ...missingParity.map(([n]) => n)]);
+        if (!vanished.some((n) => n.startsWith('packs/'))) break;
+        if (round === MAX_ROUNDS) throw errors.backend(`packs of ${from.location} keep vanishing while they are copied (a prune running): replicate again later`);
+        packs = await names(from, 'packs/');
+        parity = await names(from, 'parity/');
+      }
       // The records last: each snapshot's data has landed.
       for (const [name] of missingSnapshots) {
         try {
@@ -171,10 +202,11 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
           continue;
         }
         result.snapshotsCopied++;
+        known.snapshots.push(name);
         progress();
       }
 
-      await removeWhatWent(target, source, targetLock.name, snapshots, packs, targetSnapshots, known, result, checkAborted);
+      await removeWhatWent(target, source, targetLock.name, snapshots, packs, known, result, checkAborted);
       known.clean = true;
       await writeKnown(opts.stateFile, known);
     } finally {
@@ -186,6 +218,11 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
   result.seconds = (Date.now() - started) / 1000;
   return result;
 }
+
+const sameSet = (a: readonly string[], b: Iterable<string>): boolean => {
+  const bs = new Set(b);
+  return a.length === bs.size && a.every((x) => bs.has(x));
+};
 
 /**
  * A new copy gets the key files first and the config last (a config without keys would be
@@ -221,12 +258,20 @@ async function copyHeaders(source: Repository, target: Backend, copy: (name: str
   return !held;
 }
 
-/** Mirrors forgotten snapshots and pruned packs, snapshots first; deferred while others hold locks on the copy. */
+/**
+ * Mirrors forgotten snapshots and pruned packs, snapshots first. Only packs a prune of the
+ * source scheduled go: one that vanished otherwise (lost on the source) stays on the copy,
+ * which may be the only place left that has it. Deferred while others hold locks on the copy.
+ */
 async function removeWhatWent(target: Backend, source: Repository, ownLock: string, snapshots: Map<string, number>, packs: Map<string, number>,
-  targetSnapshots: Map<string, number>, known: KnownTarget, result: ReplicateResult, checkAborted: () => void): Promise<void> {
-  const goneSnapshots = [...targetSnapshots.keys()].filter((name) => !snapshots.has(name));
+  known: KnownTarget, result: ReplicateResult, checkAborted: () => void): Promise<void> {
+  const goneSnapshots = known.snapshots.filter((name) => !snapshots.has(name));
   const sourcePacks = new Set([...packs.keys()].map(packIdFromName));
-  const gonePacks = known.packs.filter((id) => !sourcePacks.has(id));
+  await source.refresh();
+  const pruned = new Set([...source.scheduledDeletions().values()].flatMap((d) => d.packs));
+  const vanished = known.packs.filter((id) => !sourcePacks.has(id));
+  const gonePacks = vanished.filter((id) => pruned.has(id));
+  result.packsKeptLost = vanished.length - gonePacks.length;
   if (!goneSnapshots.length && !gonePacks.length) return;
   // A source that lists nothing is more likely broken or emptied by mistake than pruned: the copy keeps everything.
   if (!snapshots.size || (await liveLocks(target, source.sealer, ownLock)).size) {
@@ -238,11 +283,13 @@ async function removeWhatWent(target: Backend, source: Repository, ownLock: stri
     await target.remove(name);
     result.snapshotsRemoved++;
   }
+  known.snapshots = known.snapshots.filter((name) => snapshots.has(name));
   for (const id of gonePacks) {
     checkAborted();
     await target.remove(packObjectName(id));
     await target.remove(parityObjectName(id));
     result.packsRemoved++;
   }
-  known.packs = known.packs.filter((id) => sourcePacks.has(id));
+  const gone = new Set(gonePacks);
+  known.packs = known.packs.filter((id) => !gone.has(id));
 }

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { strata, strataAsync } from '../kit/cli.js';
-import { packFiles } from '../kit/packs.js';
+import { damageBeyondParity, largestPack, packFiles } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
 import { tempDir } from '../kit/tmp.js';
 import { until } from '../kit/wait.js';
@@ -70,6 +70,33 @@ t.test('a copy on another disk: complete, the same password, incremental, mirror
   t.equal(strata(['check', '--read-data'], copyEnv).code, 0);
   const r4 = JSON.parse(strata(['replicate', '--to', copy, '--verify', '--json'], env).stdout);
   t.match(r4, { listedTarget: true, packsCopied: 0, snapshotsCopied: 0, bytesCopied: 0 }, '--verify lists the copy: nothing was missing');
+
+  // A pack lost on the source (no prune scheduled it): the copy keeps what may be the last one of it.
+  const [lost] = await packFiles(env.STRATA_REPOSITORY);
+  await fs.rm(lost!);
+  const r5 = JSON.parse(strata(['replicate', '--to', copy, '--json'], env).stdout);
+  t.match(r5, { packsRemoved: 0, packsKeptLost: 1 }, 'a pack lost on the source stays on the copy');
+  await fs.access(path.join(copy, path.relative(env.STRATA_REPOSITORY, lost!)));
+
+  // The copy's disk wiped (or swapped for another): what was known of it is not trusted, everything goes again.
+  await fs.rm(copy, { recursive: true });
+  await fs.mkdir(copy);
+  const r6 = JSON.parse(strata(['replicate', '--to', copy, '--json'], env).stdout);
+  t.match(r6, { created: true, listedTarget: true, snapshotsCopied: 1 });
+  t.equal(strata(['check'], copyEnv).code, 15, 'the copy checks as the source does: the lost pack is missing there too, and named');
+});
+
+t.test('a pack damaged on the source is not copied: the run stops before any snapshot record, and says to heal it first', async (t) => {
+  const { env, copy, source } = setup(t);
+  await fs.mkdir(source, { recursive: true });
+  await fs.writeFile(path.join(source, 'f.bin'), randomStream(70, 3_000_000));
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  await damageBeyondParity(await largestPack(env.STRATA_REPOSITORY), 1000);
+  const run = strata(['replicate', '--to', copy], env);
+  t.equal(run.code, 15, run.stderr);
+  t.match(run.stderr, /on the source is damaged .* `strata check --read-data` on the source heals it/);
+  t.same(await fs.readdir(path.join(copy, 'snapshots')).catch(() => []), [], 'no snapshot record reached the copy');
 });
 
 t.test('killed mid-way: no snapshot without its data, and the next run completes without copying again what landed', async (t) => {

@@ -2,7 +2,7 @@
  * A Backend on S3-compatible object storage (AWS S3, Ceph RADOS Gateway, MinIO…)
  * through the official AWS SDK v3. Objects live under an optional prefix in one
  * bucket; a PUT is atomic (an object is whole or absent), so no temporary names
- * are needed. Large objects go up in parts (multipart upload). Credentials come
+ * are needed, and carries its MD5 for the server to check. Large objects go up in parts (multipart upload). Credentials come
  * from the SDK's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile…).
  *
  * Locations, as restic users write them:
@@ -10,6 +10,7 @@
  *   s3:https://s3.example.com/bucket/prefix
  *   s3:bucket/prefix                          AWS, its region from AWS_REGION (us-east-1 by default)
  */
+import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand,
   DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand,
@@ -29,6 +30,9 @@ export interface S3Location {
 /** Objects above this go up in parts of PART_BYTES (S3 wants parts of at least 5 MiB, but the last). */
 const MULTIPART_ABOVE = 16 * 1024 * 1024;
 const PART_BYTES = 8 * 1024 * 1024;
+
+/** Every upload carries its MD5, which the server checks: what lands is what was sent. */
+const md5 = (data: Uint8Array): string => createHash('md5').update(data).digest('base64');
 
 export const isS3Location = (repo: string): boolean => repo.startsWith('s3:');
 
@@ -108,8 +112,8 @@ export class S3Backend implements Backend {
     const parts = partsOf(data);
     const size = parts.reduce((n, p) => n + p.length, 0);
     if (size <= MULTIPART_ABOVE) {
-      const Body = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
-      await this.call('save', name, () => this.client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: size })));
+      const Body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+      await this.call('save', name, () => this.client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: size, ContentMD5: md5(Body) })));
       return;
     }
     const whole = parts.length === 1 ? Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, size) : Buffer.concat(parts, size);
@@ -118,7 +122,9 @@ export class S3Backend implements Backend {
       const done: { ETag?: string; PartNumber: number }[] = [];
       for (let offset = 0, n = 1; offset < size; offset += PART_BYTES, n++) {
         const Body = whole.subarray(offset, Math.min(size, offset + PART_BYTES));
-        const { ETag } = await this.call('save', name, () => this.client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: n, Body, ContentLength: Body.length })));
+        const { ETag } = await this.call('save', name, () => this.client.send(new UploadPartCommand({
+          Bucket, Key, UploadId, PartNumber: n, Body, ContentLength: Body.length, ContentMD5: md5(Body),
+        })));
         done.push({ ETag, PartNumber: n });
       }
       await this.call('save', name, () => this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: done } })));

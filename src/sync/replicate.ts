@@ -61,6 +61,8 @@ interface KnownTarget {
   /** False while a run is under way: a run that finds it so lists the copy. */
   clean: boolean;
   packs: string[];
+  /** The packs whose parity is on the copy (parity lands after its pack, and check may write it later). */
+  parity: string[];
   /** The snapshot records on the copy: a copy that holds others (swapped, wiped) is listed again. */
   snapshots: string[];
 }
@@ -83,7 +85,7 @@ async function names(backend: Backend, prefix: string): Promise<Map<string, numb
 async function readKnown(file: string, location: string): Promise<KnownTarget | undefined> {
   try {
     const known = JSON.parse(await fs.readFile(file, 'utf8')) as KnownTarget;
-    return known.location === location && known.clean && Array.isArray(known.packs) && Array.isArray(known.snapshots) ? known : undefined;
+    return known.location === location && known.clean && Array.isArray(known.packs) && Array.isArray(known.parity) && Array.isArray(known.snapshots) ? known : undefined;
   } catch {
     return undefined;
   }
@@ -136,15 +138,16 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
       // What is known is trusted only while the copy holds the snapshots it held then (a disk swapped or wiped does not).
       if (known && !sameSet(known.snapshots, targetSnapshots.keys())) known = undefined;
       let targetPacks: Set<string>;
-      let targetParity: Set<string> | undefined;
+      let targetParity: Set<string>;
       if (known) {
         targetPacks = new Set(known.packs);
+        targetParity = new Set(known.parity);
       } else {
         result.listedTarget = true;
         targetPacks = new Set([...(await names(target, 'packs/')).keys()].map(packIdFromName));
         targetParity = new Set([...(await names(target, 'parity/')).keys()].map(packIdOfParity));
       }
-      known = { location: target.location, clean: false, packs: [...targetPacks], snapshots: [...targetSnapshots.keys()] };
+      known = { location: target.location, clean: false, packs: [...targetPacks], parity: [...targetParity], snapshots: [...targetSnapshots.keys()] };
       await writeKnown(opts.stateFile, known);
 
       const missingSnapshots = [...snapshots].filter(([name]) => !targetSnapshots.has(name));
@@ -170,6 +173,8 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
               known!.packs.push(packIdFromName(name));
             } else {
               result.parityCopied++;
+              targetParity.add(packIdOfParity(name));
+              known!.parity.push(packIdOfParity(name));
             }
             progress();
           }
@@ -180,12 +185,8 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
       // A pack that vanished was pruned meanwhile: its live blobs went to newer packs, which a new listing finds.
       for (let round = 0; ; round++) {
         const missingPacks = [...packs].filter(([name]) => !targetPacks.has(packIdFromName(name)));
-        // Parity goes with its pack; a listed copy also gets parity it lacks for packs it has.
-        const missingParity = [...parity].filter(([name]) => {
-          const id = packIdOfParity(name);
-          return packs.has(packObjectName(id)) && (missingPacks.some(([n]) => packIdFromName(n) === id) || (targetParity !== undefined && !targetParity.has(id)));
-        });
-        targetParity = undefined;
+        // Parity goes with its pack, and parity written on the source later (after its pack, or by check) follows.
+        const missingParity = [...parity].filter(([name]) => !targetParity.has(packIdOfParity(name)) && packs.has(packObjectName(packIdOfParity(name))));
         totalBytes += [...missingPacks, ...missingParity].reduce((n, [, size]) => n + size, 0);
         const vanished = await copyAll([...missingPacks.map(([n]) => n), ...missingParity.map(([n]) => n)]);
         if (!vanished.some((n) => n.startsWith('packs/'))) break;
@@ -292,4 +293,5 @@ async function removeWhatWent(target: Backend, source: Repository, ownLock: stri
   }
   const gone = new Set(gonePacks);
   known.packs = known.packs.filter((id) => !gone.has(id));
+  known.parity = known.parity.filter((id) => !gone.has(id));
 }

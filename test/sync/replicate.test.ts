@@ -129,3 +129,20 @@ t.test('a copy that is another repository, or objects without a config, is refus
   t.equal(refused.code, 11);
   t.match(refused.stderr, /holds another repository/);
 });
+
+t.test('parity written on the source after a pack was copied (by check --read-data) follows it to the copy', async (t) => {
+  const { env, copy, source } = setup(t);
+  await fs.mkdir(source, { recursive: true });
+  await fs.writeFile(path.join(source, 'f.bin'), randomStream(80, 2_000_000));
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  const pack = await largestPack(env.STRATA_REPOSITORY);
+  const parityOf = (root: string) => path.join(root, 'parity', path.basename(pack).slice(0, 2), path.basename(pack));
+  await fs.rm(parityOf(env.STRATA_REPOSITORY));
+  t.equal(strata(['replicate', '--to', copy], env).code, 0);
+  await t.rejects(fs.access(parityOf(copy)), 'the copy got the pack without parity');
+  t.equal(strata(['check', '--read-data'], env).code, 0, 'check writes the lost parity on the source');
+  const again = JSON.parse(strata(['replicate', '--to', copy, '--json'], env).stdout);
+  t.match(again, { listedTarget: false, parityCopied: 1 }, 'the next run copies it without listing the copy');
+  await fs.access(parityOf(copy));
+});

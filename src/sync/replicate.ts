@@ -37,6 +37,8 @@ export interface ReplicateOptions {
   verify?: boolean;
   onProgress?: (p: { objects: number; bytes: number; totalBytes: number }) => void;
   signal?: AbortSignal;
+  /** Stop taking new packs at this time (ms since the epoch): what landed stays known, the next run goes on. */
+  until?: number;
 }
 
 export interface ReplicateResult {
@@ -53,6 +55,8 @@ export interface ReplicateResult {
   removalsDeferred: boolean;
   /** Packs the source no longer has though no prune scheduled them (lost there): kept on the copy. */
   packsKeptLost: number;
+  /** Out of time (`until`) before every pack was copied: no record was copied, the next run goes on. */
+  unfinished: boolean;
   seconds: number;
 }
 
@@ -102,7 +106,7 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
   const started = Date.now();
   const result: ReplicateResult = {
     listedTarget: false, created: false, packsCopied: 0, parityCopied: 0, snapshotsCopied: 0, bytesCopied: 0,
-    snapshotsRemoved: 0, packsRemoved: 0, removalsDeferred: false, packsKeptLost: 0, seconds: 0,
+    snapshotsRemoved: 0, packsRemoved: 0, removalsDeferred: false, packsKeptLost: 0, unfinished: false, seconds: 0,
   };
   const from = source.backend;
   const checkAborted = (): void => {
@@ -160,6 +164,10 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
         let failure: unknown;
         await Promise.all(Array.from({ length: COPIES_AT_ONCE }, async () => {
           for (let name = queue.shift(); name && failure === undefined; name = queue.shift()) {
+            if (opts.until !== undefined && Date.now() >= opts.until) {
+              result.unfinished = true;
+              break;
+            }
             try {
               await copy(name);
             } catch (e) {
@@ -189,13 +197,13 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
         const missingParity = [...parity].filter(([name]) => !targetParity.has(packIdOfParity(name)) && packs.has(packObjectName(packIdOfParity(name))));
         totalBytes += [...missingPacks, ...missingParity].reduce((n, [, size]) => n + size, 0);
         const vanished = await copyAll([...missingPacks.map(([n]) => n), ...missingParity.map(([n]) => n)]);
-        if (!vanished.some((n) => n.startsWith('packs/'))) break;
+        if (result.unfinished || !vanished.some((n) => n.startsWith('packs/'))) break;
         if (round === MAX_ROUNDS) throw errors.backend(`packs of ${from.location} keep vanishing while they are copied (a prune running): replicate again later`);
         packs = await names(from, 'packs/');
         parity = await names(from, 'parity/');
       }
-      // The records last: each snapshot's data has landed.
-      for (const [name] of missingSnapshots) {
+      // The records last: each snapshot's data has landed (a run out of time copies none).
+      for (const [name] of result.unfinished ? [] : missingSnapshots) {
         try {
           await copy(name);
         } catch (e) {
@@ -207,7 +215,7 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
         progress();
       }
 
-      await removeWhatWent(target, source, targetLock.name, snapshots, packs, known, result, checkAborted);
+      if (!result.unfinished) await removeWhatWent(target, source, targetLock.name, snapshots, packs, known, result, checkAborted);
       known.clean = true;
       await writeKnown(opts.stateFile, known);
     } finally {

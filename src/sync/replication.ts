@@ -3,7 +3,9 @@
  * config, one after another, beside the captures. Each copy's status tells when it last
  * succeeded, what that run moved, how far the copy is behind (the newest snapshot it
  * holds against the source's), and its last error, which is logged as an error and
- * shown by `strata status` until a later run succeeds.
+ * shown by `strata status` until a later run succeeds. A run takes at most
+ * `maxRunMinutes` (a first copy over a slow link can take days): then retention and
+ * verification have their turn, and it goes on where it stopped.
  */
 import { backendAt } from '../store/backend/at.js';
 import { throttledUploads } from '../store/backend/throttle.js';
@@ -56,7 +58,15 @@ export class Replication implements Chore {
       await changed();
       const newest = (await this.repo.listSnapshots()).at(-1)?.snapshot.time;
       const target = this.config.limitUploadKiB ? throttledUploads(copy, this.config.limitUploadKiB * 1024) : copy;
-      const result = await replicate(this.repo, target, { stateFile: replicaStateFile(this.cacheRoot, this.repo.config.id, copy.location), signal });
+      const result = await replicate(this.repo, target, {
+        stateFile: replicaStateFile(this.cacheRoot, this.repo.config.id, copy.location), signal, until: this.lastRunAt + this.config.maxRunMinutes * 60_000,
+      });
+      if (result.unfinished) {
+        // Its turn is over: the other chores go first, then it goes on from where it stopped.
+        this.lastRunAt = -Infinity;
+        this.log.info({ to: copy.location, packs: result.packsCopied, bytes: result.bytesCopied }, `replication paused after ${this.config.maxRunMinutes} min; it goes on next`);
+        return;
+      }
       this.state.lastSuccess = {
         time: new Date(this.lastRunAt).toISOString(), seconds: result.seconds, packsCopied: result.packsCopied,
         snapshotsCopied: result.snapshotsCopied, bytesCopied: result.bytesCopied, snapshotsRemoved: result.snapshotsRemoved,

@@ -60,6 +60,8 @@ const replica = z.object({
   everyMinutes: z.number().positive().default(60),
   /** At most this many KiB per second to the copy. */
   limitUploadKiB: z.number().positive().optional(),
+  /** A run stops taking packs after this long and goes on at its next turn, so that other chores are not held up. */
+  maxRunMinutes: z.number().positive().default(30),
 }).strict();
 
 const schema = z.object({

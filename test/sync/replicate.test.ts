@@ -7,6 +7,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { LocalBackend } from '../../src/store/backend/local.js';
+import { Repository } from '../../src/store/repository.js';
+import { replicate } from '../../src/sync/replicate.js';
 import { strata, strataAsync } from '../kit/cli.js';
 import { damageBeyondParity, largestPack, packFiles } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
@@ -145,4 +148,21 @@ t.test('parity written on the source after a pack was copied (by check --read-da
   const again = JSON.parse(strata(['replicate', '--to', copy, '--json'], env).stdout);
   t.match(again, { listedTarget: false, parityCopied: 1 }, 'the next run copies it without listing the copy');
   await fs.access(parityOf(copy));
+});
+
+t.test('a run out of time copies no record, and the next goes on from where it stopped', async (t) => {
+  const { env, copy, source, dir } = setup(t);
+  await fs.mkdir(source, { recursive: true });
+  for (let i = 0; i < 4; i++) await fs.writeFile(path.join(source, `f${i}.bin`), randomStream(90 + i, 3_000_000));
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  const repo = await Repository.open(new LocalBackend(env.STRATA_REPOSITORY), { password: 'pw', cacheDir: path.join(dir, 'cache-lib'), readOnly: true });
+  t.teardown(() => repo.close());
+  const stateFile = path.join(dir, 'state.json');
+  const paused = await replicate(repo, new LocalBackend(copy), { stateFile, until: Date.now() });
+  t.match(paused, { unfinished: true, packsCopied: 0, snapshotsCopied: 0 }, 'out of time at once: nothing but the keys and config');
+  t.same(await fs.readdir(path.join(copy, 'snapshots')).catch(() => []), []);
+  const done = await replicate(repo, new LocalBackend(copy), { stateFile });
+  t.match(done, { unfinished: false, listedTarget: false, snapshotsCopied: 1 }, 'the next run goes on, trusting what it left');
+  t.equal(done.packsCopied, (await packFiles(env.STRATA_REPOSITORY)).length);
 });

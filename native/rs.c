@@ -98,7 +98,8 @@ static void encode_row(uint8_t *stripe, int k, int m, size_t shard, int j) {
   for (int i = 0; i < k; i++) mul_add(parity, stripe + (size_t)i * shard, cauchy(j, i, m), shard);
 }
 
-void rs_encode(uint8_t *stripe, int k, int m, size_t shard) {
+/* Fills the m parity shards of a stripe from its k data shards. */
+static void rs_encode(uint8_t *stripe, int k, int m, size_t shard) {
   pthread_once(&tables_once, init_tables);
   for (int j = 0; j < m; j++) encode_row(stripe, k, m, shard, j);
 }

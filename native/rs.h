@@ -9,9 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Fills the m parity shards from the k data shards. */
-void rs_encode(uint8_t *stripe, int k, int m, size_t shard);
-
 /*
  * Rebuilds the shards named in `lost` (indices 0..k+m-1, each once) from the others.
  * Returns NULL, or what is wrong (more lost than there is parity, out of memory).

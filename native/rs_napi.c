@@ -1,7 +1,6 @@
 /*
  * The N-API surface of rs.c, part of strata_native (src/native.ts), each a thread-pool job
  * that works on `stripe` in place (it must stay untouched until the callback):
- *   rsEncode(stripe, k, m, shardSize, callback(err))   fills the parity shards
  *   rsRebuild(stripe, k, m, shardSize, lost, callback(err))   rebuilds the shards whose
  *     indices the Buffer `lost` holds; err (code "DAMAGED") when there is too little parity.
  *   crc32c(data) → the CRC-32C of data (on the JS thread: healing hashes a few shards)
@@ -25,7 +24,6 @@ typedef struct rs_job {
   size_t shard;
   uint8_t lost[256];
   int nlost;
-  int rebuild;
   /* rsPackParity: the pack is read on the pool thread, so it is held too */
   napi_ref pack_ref;
   const uint8_t *pack;
@@ -41,10 +39,8 @@ static void rs_execute(napi_env env, void *arg) {
     size_t hashes = (shards + (size_t)job->stripes * (size_t)job->m) * RS_HASH_BYTES;
     if (job->out_len != hashes + (size_t)job->stripes * (size_t)job->m * job->shard) job->base.problem = "has an output Buffer of the wrong size";
     else job->base.problem = rs_pack_parity(job->pack, job->pack_len, job->shard, job->stripes, job->m, job->stripe, job->stripe + hashes);
-  } else if (job->rebuild) {
-    job->base.problem = rs_rebuild(job->stripe, job->k, job->m, job->shard, job->lost, job->nlost);
   } else {
-    rs_encode(job->stripe, job->k, job->m, job->shard);
+    job->base.problem = rs_rebuild(job->stripe, job->k, job->m, job->shard, job->lost, job->nlost);
   }
 }
 
@@ -57,12 +53,11 @@ static void rs_complete(napi_env env, napi_status status, void *arg) {
   pool_job_finish(env, &job->base, 1, args);
 }
 
-/* Reads (stripe, k, m, shardSize[, lost], callback) into a new job; NULL after throwing. */
-static rs_job *rs_args(napi_env env, napi_callback_info info, int rebuild, napi_value *stripe, napi_value *callback) {
-  size_t argc = 6, want = rebuild ? 6 : 5;
+static napi_value rs_rebuild_napi(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
-    napi_throw_type_error(env, NULL, rebuild ? "rsRebuild(stripe, k, m, shardSize, lost, callback)" : "rsEncode(stripe, k, m, shardSize, callback)");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) {
+    napi_throw_type_error(env, NULL, "rsRebuild(stripe, k, m, shardSize, lost, callback)");
     return NULL;
   }
   rs_job *job = calloc(1, sizeof *job);
@@ -73,11 +68,10 @@ static rs_job *rs_args(napi_env env, napi_callback_info info, int rebuild, napi_
   const uint8_t *data, *lost;
   size_t len, nlost = 0;
   double shard = 0;
-  job->rebuild = rebuild;
   napi_get_value_int32(env, argv[1], &job->k);
   napi_get_value_int32(env, argv[2], &job->m);
   napi_get_value_double(env, argv[3], &shard);
-  if (!pool_buffer_arg(env, argv[0], &data, &len, 0) || (rebuild && !pool_buffer_arg(env, argv[4], &lost, &nlost, 0))) {
+  if (!pool_buffer_arg(env, argv[0], &data, &len, 0) || !pool_buffer_arg(env, argv[4], &lost, &nlost, 0)) {
     free(job);
     return NULL;
   }
@@ -88,18 +82,9 @@ static rs_job *rs_args(napi_env env, napi_callback_info info, int rebuild, napi_
     return NULL;
   }
   job->stripe = (uint8_t *)data;
-  if (rebuild) memcpy(job->lost, lost, nlost);
+  memcpy(job->lost, lost, nlost);
   job->nlost = (int)nlost;
-  *stripe = argv[0];
-  *callback = argv[want - 1];
-  return job;
-}
-
-static napi_value rs_start(napi_env env, napi_callback_info info, int rebuild) {
-  napi_value stripe, callback;
-  rs_job *job = rs_args(env, info, rebuild, &stripe, &callback);
-  if (!job) return NULL;
-  return pool_job_queue(env, &job->base, stripe, callback, rebuild ? "strata.rsRebuild" : "strata.rsEncode", rs_execute, rs_complete);
+  return pool_job_queue(env, &job->base, argv[0], argv[5], "strata.rsRebuild", rs_execute, rs_complete);
 }
 
 static napi_value rs_pack_parity_napi(napi_env env, napi_callback_info info) {
@@ -144,17 +129,8 @@ static napi_value crc32c_napi(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value rs_encode_napi(napi_env env, napi_callback_info info) {
-  return rs_start(env, info, 0);
-}
-
-static napi_value rs_rebuild_napi(napi_env env, napi_callback_info info) {
-  return rs_start(env, info, 1);
-}
-
 void rs_napi_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    { "rsEncode", NULL, rs_encode_napi, NULL, NULL, NULL, napi_default, NULL },
     { "rsRebuild", NULL, rs_rebuild_napi, NULL, NULL, NULL, napi_default, NULL },
     { "rsPackParity", NULL, rs_pack_parity_napi, NULL, NULL, NULL, napi_default, NULL },
     { "crc32c", NULL, crc32c_napi, NULL, NULL, NULL, napi_default, NULL },

@@ -47,9 +47,7 @@ export interface Native {
     callback: (err: Error | undefined, raw: Buffer) => void): void;
   /** Compressed (compression: 0 none, 1 LZ4, 2 zstd) when that shrinks the data, then sealed as openBlob opens it, in a thread-pool job; `data` must stay unchanged until the callback. */
   sealBlob(data: Uint8Array, encryption: Buffer | null, compression: number, callback: (err: Error | undefined, sealed: Buffer, compressed: boolean) => void): void;
-  /** Fills the m parity shards of a stripe (k data shards, then m parity shards, of shardSize bytes each) in a thread-pool job. */
-  rsEncode(stripe: Buffer, k: number, m: number, shardSize: number, callback: (err: Error | undefined) => void): void;
-  /** Rebuilds the shards of a stripe whose indices `lost` holds, in place; err (code DAMAGED) when more are lost than there is parity. */
+  /** Rebuilds the shards of a stripe (k data shards, then m parity shards, of shardSize bytes each) whose indices `lost` holds, in place; err (code DAMAGED) when more are lost than there is parity. */
   rsRebuild(stripe: Buffer, k: number, m: number, shardSize: number, lost: Buffer, callback: (err: Error | undefined) => void): void;
   /** CRC-32C of data (on the JS thread). */
   crc32c(data: Uint8Array): number;

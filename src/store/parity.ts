@@ -122,10 +122,9 @@ function parseParity(object: Buffer, packId: string): ParsedParity {
 export interface Healed {
   /** The pack's bytes, whole again (they hash to its name). */
   pack: Buffer;
-  /** Data shards rebuilt (of `shards`), and the shard size. */
+  /** Data shards rebuilt, of `shards`. */
   shardsRebuilt: number;
   shards: number;
-  shardSize: number;
 }
 
 /**
@@ -168,7 +167,7 @@ export async function healPack(read: Buffer, parityObject: Buffer, packId: strin
   if (createHash('sha256').update(pack).digest('hex') !== packId) {
     throw errors.corrupt(`pack ${packId} cannot be healed: what its parity gives back does not hash to its name`);
   }
-  return { pack, shardsRebuilt, shards, shardSize };
+  return { pack, shardsRebuilt, shards };
 }
 
 /** Whether a parity object is intact and made for a pack of this size (check --read-data). */

@@ -163,6 +163,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       ? sealToBuffer(new AeadSealer(await deriveKey(opts.password!, salt, kdf)), encodeMasterKeys(keys))
       : encodeMasterKeys(keys);
     const keyFile = encodeKeyFile({ kdf, salt, master, host: os.hostname(), created: new Date().toISOString() });
+    const parity = parityShardsFor(opts.parityPercent ?? DEFAULT_PARITY_PERCENT);
     const config: RepoConfig = {
       id: randomBytes(16).toString('hex'),
       encrypted,
@@ -170,7 +171,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       packSize: opts.packSize ?? DEFAULT_PACK_SIZE,
       created: new Date().toISOString(),
       ...(opts.compression && opts.compression !== 'lz4' ? { compression: opts.compression } : {}),
-      ...(parityShardsFor(opts.parityPercent ?? DEFAULT_PARITY_PERCENT) ? { parity: parityShardsFor(opts.parityPercent ?? DEFAULT_PARITY_PERCENT) } : {}),
+      ...(parity ? { parity } : {}),
     };
     // The key first: a config without a key would be a repository nobody can open. Each also has a copy:
     // without its config or every key, nothing in a repository can be read.
@@ -537,9 +538,21 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
       if (sealed.length !== entry.length) throw errors.corrupt(`${type} blob ${hex} in pack ${entry.pack} is cut short: the pack is truncated`);
       return await this.openBlob(entry, id, sealed);
     } catch (e) {
-      if (!isStrataError(e, 'CORRUPT') || !this.config.parity) throw e;
-      const { pack } = await this.healedPack(entry.pack).catch((why: Error) => { throw errors.corrupt(`${(e as Error).message}; ${why.message}`, { cause: e }); });
+      const pack = await this.healedAfter(e, entry.pack);
       return this.openBlob(entry, id, pack.subarray(entry.offset, entry.offset + entry.length));
+    }
+  }
+
+  /**
+   * After a read of a pack failed: the pack healed from its parity, when the failure was
+   * damage and the repository has parity; else the failure again (with why healing failed).
+   */
+  private async healedAfter(failure: unknown, packId: string): Promise<Buffer> {
+    if (!isStrataError(failure, 'CORRUPT') || !this.config.parity) throw failure;
+    try {
+      return (await this.healedPack(packId)).pack;
+    } catch (why) {
+      throw errors.corrupt(`${failure.message}; ${(why as Error).message}`, { cause: failure });
     }
   }
 
@@ -636,9 +649,7 @@ export class Repository implements BlobReader, TreeReader, BlobWriter, FolderMem
     try {
       return await readPackTrailer(this.backend, id, this.sealer);
     } catch (e) {
-      if (!isStrataError(e, 'CORRUPT') || !this.config.parity) throw e;
-      const { pack } = await this.healedPack(id).catch((why: Error) => { throw errors.corrupt(`${(e as Error).message}; ${why.message}`, { cause: e }); });
-      return parsePackTrailer(pack, id, this.sealer);
+      return parsePackTrailer(await this.healedAfter(e, id), id, this.sealer);
     }
   }
 
@@ -904,9 +915,9 @@ async function loadWithCopy(backend: Backend, name: string): Promise<HeldWithCop
   return held;
 }
 
-/** The first kind of repository object found at a location ("keys/…", "packs/…"), if any. */
-async function repositoryObjectIn(backend: Backend): Promise<string | undefined> {
-  for (const prefix of ['keys/', 'copies/', 'snapshots/', 'packs/']) {
+/** The first repository object found at a location under these prefixes ("keys/…", "packs/…"), if any. */
+export async function repositoryObjectIn(backend: Backend, prefixes = ['keys/', 'copies/', 'snapshots/', 'packs/']): Promise<string | undefined> {
+  for (const prefix of prefixes) {
     for await (const { name } of backend.list(prefix)) return name;
   }
   return undefined;

@@ -28,7 +28,7 @@ import { decodeConfig } from '../store/format/records.js';
 import { acquireLock, liveLocks } from '../store/lock.js';
 import { packIdFromName, packObjectName } from '../store/pack.js';
 import { packIdOfParity, parityObjectName } from '../store/parity.js';
-import type { Repository } from '../store/repository.js';
+import { repositoryObjectIn, type Repository } from '../store/repository.js';
 
 export interface ReplicateOptions {
   /** Where what is known of the copy is kept between runs (a JSON file in the cache). */
@@ -256,7 +256,7 @@ async function copyHeaders(source: Repository, target: Backend, copy: (name: str
     if (id !== source.config.id) {
       throw errors.alreadyExists(`${target.location} holds another repository (or a damaged config): replicate to an empty location or to a copy of this one`);
     }
-  } else if ((await names(target, 'packs/')).size || (await names(target, 'snapshots/')).size) {
+  } else if (await repositoryObjectIn(target, ['packs/', 'snapshots/'])) { // keys without a config: a first run killed, go on
     throw errors.alreadyExists(`${target.location} holds repository objects but no config: replicate to an empty location or to a copy of this repository`);
   }
   const targetHeaders = new Set([...(await names(target, 'keys/')).keys(), ...(await names(target, 'copies/')).keys()]);

@@ -11,6 +11,7 @@ import { errors, exitCodes } from '../store/errors.js';
 import { DATA_SHARDS } from '../store/parity.js';
 import { backendAt } from '../store/backend/at.js';
 import { throttledUploads } from '../store/backend/throttle.js';
+import { parseObjectLock } from '../store/backend/s3.js';
 import { defaultCacheDir, Repository } from '../store/repository.js';
 import { selectSnapshot } from '../store/select.js';
 import { backup } from '../sync/backup.js';
@@ -308,15 +309,20 @@ program.command('replicate')
   .requiredOption('--to <repository>', 'the copy: a folder, or s3:http://host:port/bucket/prefix (created on the first run)')
   .option('--verify', 'list the copy again instead of trusting what an earlier run left there')
   .option('--limit-upload <KiB/s>', 'at most this many KiB per second to the copy')
+  .option('--mirror-deletions', 'also remove from the copy what the source forgot and pruned (by default the copy keeps everything it was sent)')
+  .option('--append-only', 'never remove or replace anything on the copy')
+  .option('--object-lock <mode:days>', 'S3 Object Lock on every object of the copy (governance:30, compliance:365); a new bucket is made with it')
   .action(async (cmdOpts, cmd: Command) => run(globals(cmd), async (out) => withRepository(globals(cmd), out, true, async (repo) => {
     const limit = cmdOpts.limitUpload === undefined ? undefined : Number(cmdOpts.limitUpload);
     if (limit !== undefined && !(limit > 0)) throw errors.usage(`--limit-upload takes KiB per second, not "${cmdOpts.limitUpload}"`);
-    const copy = backendAt(cmdOpts.to);
+    const objectLock = cmdOpts.objectLock === undefined ? undefined : parseObjectLock(cmdOpts.objectLock);
+    if (cmdOpts.mirrorDeletions && (cmdOpts.appendOnly || objectLock)) throw errors.usage('--mirror-deletions removes from the copy, which --append-only and --object-lock forbid');
+    const copy = backendAt(cmdOpts.to, { appendOnly: !!cmdOpts.appendOnly, objectLock });
     const target = limit ? throttledUploads(copy, limit * 1024) : copy;
     const stateFile = replicaStateFile(process.env.STRATA_CACHE_DIR ?? defaultCacheDir(), repo.config.id, target.location);
     const progress = out.progress('replicate', 'objects');
     const result = await replicate(repo, target, {
-      stateFile, verify: !!cmdOpts.verify, signal: interruptible(),
+      stateFile, verify: !!cmdOpts.verify, mirrorDeletions: !!cmdOpts.mirrorDeletions, signal: interruptible(),
       onProgress: (p) => progress.update({ files: p.objects, bytes: p.bytes, totalBytes: p.totalBytes }),
     }).finally(async () => {
       progress.stop();

@@ -9,6 +9,8 @@ export function replicateLines(to: string, result: ReplicateResult): string[] {
       `${count(result.snapshotsCopied, 'snapshot')} copied (${formatBytes(result.bytesCopied)}) in ${result.seconds.toFixed(1)} s`,
     ...(result.snapshotsRemoved || result.packsRemoved ? [`removed what the source no longer has: ${count(result.snapshotsRemoved, 'snapshot')}, ${count(result.packsRemoved, 'pack')}`] : []),
     ...(result.removalsDeferred ? ['removals deferred: another process holds a lock on the copy (or the source lists no snapshot)'] : []),
+    ...(result.onlyOnCopy.snapshots || result.onlyOnCopy.packs ? [`the copy keeps what the source no longer has: ${count(result.onlyOnCopy.snapshots, 'snapshot')}, ${count(result.onlyOnCopy.packs, 'pack')} (--mirror-deletions removes them)`] : []),
+    ...(result.locksRenewed ? [`extended the Object Lock of ${count(result.locksRenewed, 'object')}`] : []),
     ...(result.packsKeptLost ? [`kept ${count(result.packsKeptLost, 'pack')} on the copy that the source no longer has though no prune of it is on record (lost there, or pruned before its record expired)`] : []),
   ];
 }
@@ -22,6 +24,7 @@ export function replicaLines(replicas: ReplicaStatus[] | undefined): string[] {
       `  copy at ${r.to}${r.running ? ': replicating now' : ''}`,
       ok ? `    last success ${ok.time.slice(0, 19).replace('T', ' ')}: ${count(ok.snapshotsCopied, 'snapshot')}, ${count(ok.packsCopied, 'pack')} (${formatBytes(ok.bytesCopied)}) in ${ok.seconds.toFixed(1)} s` +
         `${r.copiedUpTo ? `; holds snapshots up to ${r.copiedUpTo.slice(0, 19).replace('T', ' ')}` : ''}` : '    never replicated yet',
+      ...(ok?.onlyOnCopy?.snapshots || ok?.onlyOnCopy?.packs ? [`    keeps what the source no longer has: ${count(ok.onlyOnCopy.snapshots, 'snapshot')}, ${count(ok.onlyOnCopy.packs, 'pack')}`] : []),
       ...(r.lastError ? [`    last error (${r.lastError.time}): ${r.lastError.message}`] : []),
     ];
   });

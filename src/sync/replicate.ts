@@ -14,10 +14,15 @@
  *
  * What is known of the copy (its packs) is kept between runs, so a run after a
  * small backup lists only the source and moves only what is new; a run that was
- * interrupted, or `verify`, lists the copy again. What the source no longer has
- * (forgotten snapshots, packs a prune scheduled) is removed from the copy too,
- * snapshots first, but never while another process holds a lock on the copy and
- * never when the source lists no snapshot at all; a pack lost on the source stays.
+ * interrupted, or `verify`, lists the copy again.
+ *
+ * The copy never receives a deletion from the source: what the source forgets and
+ * prunes stays on the copy (a mistake or an attack on the primary does not reach
+ * it), and the result says how much the copy holds that the source no longer has.
+ * Only `mirrorDeletions` removes that too, snapshots first, but never while another
+ * process holds a lock on the copy and never when the source lists no snapshot at
+ * all; a pack lost on the source stays. A copy under Object Lock refuses it, and
+ * has the lock of everything on it extended once half the lock period has passed.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -39,6 +44,8 @@ export interface ReplicateOptions {
   signal?: AbortSignal;
   /** Stop taking new packs at this time (ms since the epoch): what landed stays known, the next run goes on. */
   until?: number;
+  /** Remove from the copy what the source forgot and pruned (by default the copy keeps everything it was sent). */
+  mirrorDeletions?: boolean;
 }
 
 export interface ReplicateResult {
@@ -53,8 +60,12 @@ export interface ReplicateResult {
   packsRemoved: number;
   /** Removals left for a later run: another process held a lock on the copy. */
   removalsDeferred: boolean;
-  /** Packs the source no longer has though no prune scheduled them (lost there): kept on the copy. */
+  /** Packs the source no longer has though no prune scheduled them (lost there): kept on the copy (`mirrorDeletions`). */
   packsKeptLost: number;
+  /** What the copy holds that the source no longer has (forgotten, pruned, or lost there), after this run. */
+  onlyOnCopy: { snapshots: number; packs: number };
+  /** Objects whose Object Lock this run extended (see `Backend.protection`). */
+  locksRenewed: number;
   /** Out of time (`until`) before every pack was copied: no record was copied, the next run goes on. */
   unfinished: boolean;
   seconds: number;
@@ -69,6 +80,8 @@ interface KnownTarget {
   parity: string[];
   /** The snapshot records on the copy: a copy that holds others (swapped, wiped) is listed again. */
   snapshots: string[];
+  /** When the lock of every object on the copy was last extended (Object Lock). */
+  locksRenewedAt?: number;
 }
 
 /** Where what is known of a copy is kept: the cache, by source repository and copy location. */
@@ -79,6 +92,7 @@ export const replicaStateFile = (cacheRoot: string, repositoryId: string, locati
 const COPIES_AT_ONCE = 3;
 /** Listings of the source again after packs vanished under a prune, before giving up for this run. */
 const MAX_ROUNDS = 5;
+const DAY_MS = 86_400_000;
 
 async function names(backend: Backend, prefix: string): Promise<Map<string, number>> {
   const found = new Map<string, number>();
@@ -106,8 +120,12 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
   const started = Date.now();
   const result: ReplicateResult = {
     listedTarget: false, created: false, packsCopied: 0, parityCopied: 0, snapshotsCopied: 0, bytesCopied: 0,
-    snapshotsRemoved: 0, packsRemoved: 0, removalsDeferred: false, packsKeptLost: 0, unfinished: false, seconds: 0,
+    snapshotsRemoved: 0, packsRemoved: 0, removalsDeferred: false, packsKeptLost: 0, onlyOnCopy: { snapshots: 0, packs: 0 },
+    locksRenewed: 0, unfinished: false, seconds: 0,
   };
+  if (opts.mirrorDeletions && target.protection) {
+    throw errors.usage(`${target.location} is under Object Lock: nothing is removed from it, so deletions cannot be mirrored there`);
+  }
   const from = source.backend;
   const checkAborted = (): void => {
     if (opts.signal?.aborted) throw errors.interrupted('replication interrupted: what was copied stays, the next run goes on from there');
@@ -138,7 +156,8 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
       let packs = await names(from, 'packs/');
       let parity = await names(from, 'parity/');
       const targetSnapshots = await names(target, 'snapshots/');
-      let known = opts.verify || result.created ? undefined : await readKnown(opts.stateFile, target.location);
+      const earlier = await readKnown(opts.stateFile, target.location);
+      let known = opts.verify || result.created ? undefined : earlier;
       // What is known is trusted only while the copy holds the snapshots it held then (a disk swapped or wiped does not).
       if (known && !sameSet(known.snapshots, targetSnapshots.keys())) known = undefined;
       let targetPacks: Set<string>;
@@ -151,7 +170,11 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
         targetPacks = new Set([...(await names(target, 'packs/')).keys()].map(packIdFromName));
         targetParity = new Set([...(await names(target, 'parity/')).keys()].map(packIdOfParity));
       }
-      known = { location: target.location, clean: false, packs: [...targetPacks], parity: [...targetParity], snapshots: [...targetSnapshots.keys()] };
+      known = {
+        location: target.location, clean: false, packs: [...targetPacks], parity: [...targetParity], snapshots: [...targetSnapshots.keys()],
+        // Everything a new copy holds was just written locked for the whole period.
+        locksRenewedAt: result.created ? started : earlier?.locksRenewedAt,
+      };
       await writeKnown(opts.stateFile, known);
 
       const missingSnapshots = [...snapshots].filter(([name]) => !targetSnapshots.has(name));
@@ -215,7 +238,14 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
         progress();
       }
 
-      if (!result.unfinished) await removeWhatWent(target, source, targetLock.name, snapshots, packs, known, result, checkAborted);
+      if (!result.unfinished && opts.mirrorDeletions) await removeWhatWent(target, source, targetLock.name, snapshots, packs, known, result, checkAborted);
+      const sourcePacks = new Set([...packs.keys()].map(packIdFromName));
+      result.onlyOnCopy = { snapshots: known.snapshots.filter((n) => !snapshots.has(n)).length, packs: known.packs.filter((id) => !sourcePacks.has(id)).length };
+      if (!result.unfinished && target.protection && started - (known.locksRenewedAt ?? 0) >= target.protection.lockDays * DAY_MS / 2) {
+        checkAborted();
+        result.locksRenewed = await target.protection.renew();
+        known.locksRenewedAt = started;
+      }
       known.clean = true;
       await writeKnown(opts.stateFile, known);
     } finally {
@@ -268,7 +298,7 @@ async function copyHeaders(source: Repository, target: Backend, copy: (name: str
 }
 
 /**
- * Mirrors forgotten snapshots and pruned packs, snapshots first. Only packs a prune of the
+ * Mirrors forgotten snapshots and pruned packs (`mirrorDeletions`), snapshots first. Only packs a prune of the
  * source scheduled go: one that vanished otherwise (lost on the source) stays on the copy,
  * which may be the only place left that has it. Deferred while others hold locks on the copy.
  */

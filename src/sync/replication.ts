@@ -18,7 +18,9 @@ import type { Log } from './service.js';
 export interface ReplicaStatus {
   to: string;
   running?: boolean;
-  lastSuccess?: { time: string; seconds: number; packsCopied: number; snapshotsCopied: number; bytesCopied: number; snapshotsRemoved: number };
+  lastSuccess?: { time: string; seconds: number; packsCopied: number; snapshotsCopied: number; bytesCopied: number; snapshotsRemoved: number;
+    /** What the copy keeps that the source no longer has (it receives no deletions unless mirrorDeletions). */
+    onlyOnCopy?: { snapshots: number; packs: number } };
   /** The time of the newest snapshot the copy holds (as of its last success). */
   copiedUpTo?: string;
   lastError?: { time: string; message: string };
@@ -52,7 +54,7 @@ export class Replication implements Chore {
 
   async run(signal: AbortSignal, changed: () => Promise<void>): Promise<void> {
     this.lastRunAt = this.now();
-    const copy = backendAt(this.config.to);
+    const copy = backendAt(this.config.to, { appendOnly: this.config.appendOnly, objectLock: this.config.objectLock });
     try {
       this.state.running = true;
       await changed();
@@ -60,6 +62,7 @@ export class Replication implements Chore {
       const target = this.config.limitUploadKiB ? throttledUploads(copy, this.config.limitUploadKiB * 1024) : copy;
       const result = await replicate(this.repo, target, {
         stateFile: replicaStateFile(this.cacheRoot, this.repo.config.id, copy.location), signal, until: this.lastRunAt + this.config.maxRunMinutes * 60_000,
+        mirrorDeletions: this.config.mirrorDeletions,
       });
       if (result.unfinished) {
         // Its turn is over: the other chores go first, then it goes on from where it stopped.
@@ -69,11 +72,11 @@ export class Replication implements Chore {
       }
       this.state.lastSuccess = {
         time: new Date(this.lastRunAt).toISOString(), seconds: result.seconds, packsCopied: result.packsCopied,
-        snapshotsCopied: result.snapshotsCopied, bytesCopied: result.bytesCopied, snapshotsRemoved: result.snapshotsRemoved,
+        snapshotsCopied: result.snapshotsCopied, bytesCopied: result.bytesCopied, snapshotsRemoved: result.snapshotsRemoved, onlyOnCopy: result.onlyOnCopy,
       };
       if (newest) this.state.copiedUpTo = newest;
       this.state.lastError = undefined;
-      this.log.info({ to: copy.location, packs: result.packsCopied, snapshots: result.snapshotsCopied, bytes: result.bytesCopied, removed: result.snapshotsRemoved },
+      this.log.info({ to: copy.location, packs: result.packsCopied, snapshots: result.snapshotsCopied, bytes: result.bytesCopied, removed: result.snapshotsRemoved, locksRenewed: result.locksRenewed },
         'replication done');
     } catch (e) {
       this.state.lastError = failureOf(e, `replication to ${copy.location}`, signal, this.log, this.now()) ?? this.state.lastError;

@@ -62,7 +62,15 @@ const replica = z.object({
   limitUploadKiB: z.number().positive().optional(),
   /** A run stops taking packs after this long and goes on at its next turn, so that other chores are not held up. */
   maxRunMinutes: z.number().positive().default(30),
-}).strict();
+  /** Also remove from the copy what the source forgot and pruned; by default the copy keeps everything it was sent. */
+  mirrorDeletions: z.boolean().default(false),
+  /** Never remove or replace anything on the copy (Object Lock implies it). */
+  appendOnly: z.boolean().default(false),
+  /** S3 Object Lock on every object of the copy, for this many days (a new bucket is made with Object Lock). */
+  objectLock: z.object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.number().int().min(1).max(36500) }).strict().optional(),
+}).strict()
+  .refine((r) => !(r.mirrorDeletions && (r.appendOnly || r.objectLock)), 'mirrorDeletions removes from the copy, which appendOnly and objectLock forbid')
+  .refine((r) => !r.objectLock || r.to.startsWith('s3:'), 'objectLock is for copies on S3 (s3:…); a folder takes appendOnly');
 
 const schema = z.object({
   /** The repository: a local folder, or S3 (`s3:http://host:port/bucket/prefix`). */

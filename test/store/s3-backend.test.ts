@@ -45,9 +45,9 @@ t.test('against a real Ceph RADOS Gateway', async (t) => {
   });
 
   t.test('wrong keys and a missing bucket get clear errors', async (t) => {
-    const wrong = new S3Backend(parseS3Location(`s3:${ceph.endpoint}/suite-0/repo`), new S3Client({
+    const wrong = new S3Backend(parseS3Location(`s3:${ceph.endpoint}/suite-0/repo`), { client: new S3Client({
       region: 'us-east-1', endpoint: ceph.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'WRONGKEY', secretAccessKey: 'wrong-secret' },
-    }));
+    }) });
     t.teardown(() => wrong.close());
     await t.rejects(wrong.load('config'), { code: 'BACKEND', message: /refused the credentials \(InvalidAccessKeyId\)/ });
     const missing = new S3Backend(parseS3Location(`s3:${ceph.endpoint}/no-such-bucket/repo`));

@@ -2,11 +2,13 @@
  * Replication between two folders (the S3 sides are in test/cli/s3.test.ts): the
  * copy is a repository of its own with the same password, a second run after a
  * small backup moves only what is new, a kill -9 mid-way loses nothing and never
- * leaves a snapshot without its data, and forgotten snapshots leave the copy too.
+ * leaves a snapshot without its data, and forgotten snapshots stay on the copy
+ * unless deletions are mirrored; an append-only copy refuses every removal.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { appendOnly } from '../../src/store/backend/append-only.js';
 import { LocalBackend } from '../../src/store/backend/local.js';
 import { Repository } from '../../src/store/repository.js';
 import { replicate } from '../../src/sync/replicate.js';
@@ -34,7 +36,7 @@ async function objects(root: string, under = ''): Promise<Map<string, number>> {
   return found;
 }
 
-t.test('a copy on another disk: complete, the same password, incremental, mirrors what was forgotten', async (t) => {
+t.test('a copy on another disk: complete, the same password, incremental, keeps what was forgotten unless asked to mirror', async (t) => {
   const { env, copy, copyEnv, source, dir } = setup(t);
   await fs.mkdir(path.join(source, 'docs'), { recursive: true });
   for (let i = 0; i < 6; i++) await fs.writeFile(path.join(source, `f${i}.bin`), randomStream(i, 3_000_000));
@@ -63,11 +65,23 @@ t.test('a copy on another disk: complete, the same password, incremental, mirror
   t.ok(r2.bytesCopied <= added * 1.05, `moves ${r2.bytesCopied} bytes for the ${added} the backup added`);
   t.equal(strata(['dump', second.id.slice(0, 8), path.join(source, 'docs', 'b.txt')], copyEnv).stdout, 'beta');
 
-  // Forget and prune the first snapshot on the source: the copy follows.
+  // Forget and prune the first snapshot on the source: the copy receives no deletion (a mistake or an attack stays on the primary).
   t.equal(strata(['forget', first.id, '--prune', '--grace', '0s', '--max-unused', '0%'], env).code, 0);
-  const r3 = JSON.parse(strata(['replicate', '--to', copy, '--json'], env).stdout);
-  t.equal(r3.snapshotsRemoved, 1, 'the forgotten snapshot leaves the copy');
-  t.ok(r3.packsRemoved > 0, 'and so do the pruned packs');
+  const kept = strata(['replicate', '--to', copy, '--json'], env);
+  t.equal(kept.code, 0, kept.stderr);
+  const r3 = JSON.parse(kept.stdout);
+  t.match(r3, { snapshotsRemoved: 0, packsRemoved: 0, onlyOnCopy: { snapshots: 1 } }, 'the copy keeps the forgotten snapshot, and says so');
+  t.ok(r3.onlyOnCopy.packs > 0, 'and the packs the prune removed from the source');
+  t.match(strata(['replicate', '--to', copy], env).stdout, /the copy keeps what the source no longer has: 1 snapshot, \d+ packs? \(--mirror-deletions removes them\)/);
+  const old = strata(['dump', first.id.slice(0, 8), path.join(source, 'docs', 'a.txt')], copyEnv);
+  t.equal(old.stdout, 'alpha', 'the snapshot forgotten on the source still restores from the copy');
+  t.equal(strata(['check', '--read-data'], copyEnv).code, 0);
+
+  // Asked for, the copy mirrors the source.
+  const r3m = JSON.parse(strata(['replicate', '--to', copy, '--mirror-deletions', '--json'], env).stdout);
+  t.equal(r3m.snapshotsRemoved, 1, '--mirror-deletions: the forgotten snapshot leaves the copy');
+  t.equal(r3m.packsRemoved, r3.onlyOnCopy.packs, 'and so do the pruned packs');
+  t.same(r3m.onlyOnCopy, { snapshots: 0, packs: 0 });
   t.same([...(await objects(copy)).keys()].filter((n) => !n.startsWith('deletions/')).sort(),
     [...(await objects(env.STRATA_REPOSITORY)).keys()].filter((n) => !n.startsWith('deletions/')).sort(), 'the copy mirrors the source again');
   t.equal(strata(['check', '--read-data'], copyEnv).code, 0);
@@ -77,8 +91,8 @@ t.test('a copy on another disk: complete, the same password, incremental, mirror
   // A pack lost on the source (no prune scheduled it): the copy keeps what may be the last one of it.
   const [lost] = await packFiles(env.STRATA_REPOSITORY);
   await fs.rm(lost!);
-  const r5 = JSON.parse(strata(['replicate', '--to', copy, '--json'], env).stdout);
-  t.match(r5, { packsRemoved: 0, packsKeptLost: 1 }, 'a pack lost on the source stays on the copy');
+  const r5 = JSON.parse(strata(['replicate', '--to', copy, '--mirror-deletions', '--json'], env).stdout);
+  t.match(r5, { packsRemoved: 0, packsKeptLost: 1 }, 'a pack lost on the source stays on the copy, even when mirroring');
   await fs.access(path.join(copy, path.relative(env.STRATA_REPOSITORY, lost!)));
 
   // The copy's disk wiped (or swapped for another): what was known of it is not trusted, everything goes again.
@@ -165,4 +179,37 @@ t.test('a run out of time copies no record, and the next goes on from where it s
   const done = await replicate(repo, new LocalBackend(copy), { stateFile });
   t.match(done, { unfinished: false, listedTarget: false, snapshotsCopied: 1 }, 'the next run goes on, trusting what it left');
   t.equal(done.packsCopied, (await packFiles(env.STRATA_REPOSITORY)).length);
+});
+
+t.test('an append-only copy: replication adds to it, and nothing removes or replaces what it holds', async (t) => {
+  const { env, copy, copyEnv, source } = setup(t);
+  await fs.mkdir(source, { recursive: true });
+  await fs.writeFile(path.join(source, 'a.bin'), randomStream(110, 1_500_000));
+  t.equal(strata(['init'], env).code, 0);
+  const first = JSON.parse(strata(['backup', source, '--json'], env).stdout);
+  t.equal(strata(['replicate', '--to', copy, '--append-only'], env).code, 0);
+  await fs.writeFile(path.join(source, 'b.bin'), randomStream(111, 500_000));
+  t.equal(strata(['backup', source], env).code, 0);
+  const again = strata(['replicate', '--to', copy, '--append-only', '--json'], env);
+  t.equal(again.code, 0, again.stderr);
+  t.match(JSON.parse(again.stdout), { snapshotsCopied: 1 });
+  t.same(await fs.readdir(path.join(copy, 'locks')), [], 'its own lock files come and go');
+
+  const refused = strata(['replicate', '--to', copy, '--append-only', '--mirror-deletions'], env);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /--mirror-deletions removes from the copy, which --append-only and --object-lock forbid/);
+  const onFolder = strata(['replicate', '--to', copy, '--object-lock', 'governance:7'], env);
+  t.equal(onFolder.code, 1);
+  t.match(onFolder.stderr, /Object Lock is for copies on S3 .* is a folder: it takes --append-only/);
+
+  // What a prune of the copy (or a compromised source through Strata) would do is refused, and the object stays.
+  const guarded = appendOnly(new LocalBackend(copy));
+  const record = `snapshots/${first.id}`;
+  const held = await fs.readFile(path.join(copy, record));
+  await t.rejects(guarded.remove(record), { code: 'BACKEND', message: new RegExp(`is append-only: ${record} is not removed`) });
+  await t.rejects(guarded.save(record, Buffer.from('overwrite')), { code: 'BACKEND', message: /is there already and is not replaced/ });
+  t.ok((await fs.readFile(path.join(copy, record))).equals(held), 'the record is untouched');
+  await guarded.save('locks/probe', Buffer.from('x'));
+  await guarded.remove('locks/probe');
+  t.equal(strata(['check', '--read-data'], copyEnv).code, 0);
 });

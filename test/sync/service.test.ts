@@ -124,6 +124,12 @@ t.test('config errors name the key', async (t) => {
   t.throws(() => parseConfig({ repository: '/r', sources: [{ path: '/s' }], setleSeconds: 2 }, 'strata.json'), { code: 'USAGE', message: /unknown key "setleSeconds"/ });
   t.throws(() => parseConfig({ repository: '/r', sources: [{ path: '/s', tags: 'x' }] }, 'strata.json'), { message: /sources\.0\.tags/ });
   t.throws(() => parseConfig({ repository: '/r', sources: [] }, 'strata.json'), { message: /sources/ });
+  const withCopy = (replica: object) => parseConfig({ repository: '/r', sources: [{ path: '/s' }], replicas: [{ to: 's3:http://127.0.0.1:1/b', ...replica }] }, 'strata.json');
+  t.match(withCopy({}).replicas[0], { mirrorDeletions: false, appendOnly: false }, 'a copy receives no deletions by default');
+  t.match(withCopy({ objectLock: { mode: 'COMPLIANCE', days: 30 } }).replicas[0], { objectLock: { mode: 'COMPLIANCE', days: 30 } });
+  t.throws(() => withCopy({ mirrorDeletions: true, objectLock: { mode: 'GOVERNANCE', days: 30 } }), { message: /replicas\.0: mirrorDeletions removes from the copy, which appendOnly and objectLock forbid/ });
+  t.throws(() => withCopy({ objectLock: { mode: 'governance', days: 30 } }), { message: /replicas\.0\.objectLock\.mode/ });
+  t.throws(() => withCopy({ to: '/mnt/spare', objectLock: { mode: 'GOVERNANCE', days: 30 } }), { message: /objectLock is for copies on S3/ });
 });
 
 t.test('retention forgets what its policy does not keep, and a prune frees the space while a capture goes ahead', async (t) => {

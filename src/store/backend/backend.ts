@@ -36,6 +36,30 @@ export interface Backend {
   create?(): Promise<void>;
   /** The local file or folder that holds `name`, for readers that read it directly; absent where there is none. */
   localPath?(name: string): string | undefined;
+  /**
+   * Present where every object is written locked against removal for `lockDays` (S3 Object Lock);
+   * `renew` extends the lock of every object to `lockDays` from now and returns how many it extended.
+   */
+  readonly protection?: { readonly lockDays: number; renew(): Promise<number> };
+}
+
+type Operations = Pick<Backend, 'save' | 'load' | 'stat' | 'list' | 'remove' | 'close'>;
+
+/** A Backend that hands everything to `inner` except what `changed` replaces: the base of every Backend → Backend wrapper. */
+export function wrapBackend(inner: Backend, changed: Partial<Operations>): Backend {
+  return {
+    location: inner.location,
+    save: (name, data) => inner.save(name, data),
+    load: (name, range) => inner.load(name, range),
+    stat: (name) => inner.stat(name),
+    list: (prefix) => inner.list(prefix),
+    remove: (name) => inner.remove(name),
+    close: () => inner.close(),
+    ...(inner.create ? { create: () => inner.create!() } : {}),
+    ...(inner.localPath ? { localPath: (name: string) => inner.localPath!(name) } : {}),
+    ...(inner.protection ? { protection: inner.protection } : {}),
+    ...changed,
+  };
 }
 
 /** Throws a TypeError for names that could escape the backend's namespace. */

@@ -13,11 +13,17 @@
 import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand,
-  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand,
-  S3Client, UploadPartCommand,
+  DeleteObjectCommand, GetObjectCommand, GetObjectLockConfigurationCommand, HeadBucketCommand, HeadObjectCommand,
+  ListObjectsV2Command, PutObjectCommand, PutObjectRetentionCommand, S3Client, UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { errors } from '../errors.js';
+import { errors, isStrataError } from '../errors.js';
 import { checkObjectName, partsOf, type Backend, type ByteRange, type ObjectInfo } from './backend.js';
+
+/** S3 Object Lock for every object written: GOVERNANCE (lifted only by a user allowed to bypass it) or COMPLIANCE (by nobody). */
+export interface ObjectLock {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  days: number;
+}
 
 export interface S3Location {
   /** Absent: AWS itself (virtual-host addressing). */
@@ -33,6 +39,13 @@ const PART_BYTES = 8 * 1024 * 1024;
 
 /** Every upload carries its MD5, which the server checks: what lands is what was sent. */
 const md5 = (data: Uint8Array): string => createHash('md5').update(data).digest('base64');
+
+/** `governance:30` or `compliance:365` (mode and days), as `--object-lock` takes it. */
+export function parseObjectLock(text: string): ObjectLock {
+  const m = /^(governance|compliance):([1-9]\d{0,4})$/i.exec(text.trim());
+  if (!m) throw errors.usage(`--object-lock takes <governance|compliance>:<days>, such as governance:30, not "${text}"`);
+  return { mode: m[1]!.toUpperCase() as ObjectLock['mode'], days: Number(m[2]) };
+}
 
 export const isS3Location = (repo: string): boolean => repo.startsWith('s3:');
 
@@ -63,12 +76,20 @@ function mapError(e: unknown, op: string, what: string, location: string): Error
   return errors.backend(`${op} ${what} in ${location} failed: ${err.message || code || `HTTP ${status}`}`, { cause: e });
 }
 
+/** Objects that come and go with the processes that hold them (lock files) are never locked. */
+const lockable = (name: string): boolean => !name.startsWith('locks/');
+
+const DAY_MS = 86_400_000;
+
 export class S3Backend implements Backend {
   readonly location: string;
+  readonly protection?: Backend['protection'];
   private readonly client: S3Client;
   private readonly base: string;
+  private readonly objectLock?: ObjectLock;
 
-  constructor(private readonly where: S3Location, client?: S3Client) {
+  constructor(private readonly where: S3Location, opts: { objectLock?: ObjectLock; client?: S3Client } = {}) {
+    const { objectLock, client } = opts;
     this.location = `s3:${where.endpoint ? `${where.endpoint}/` : ''}${where.bucket}${where.prefix ? `/${where.prefix}` : ''}`;
     this.base = where.prefix ? `${where.prefix}/` : '';
     this.client = client ?? new S3Client({
@@ -79,6 +100,14 @@ export class S3Backend implements Backend {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    if (objectLock) this.protection = { lockDays: objectLock.days, renew: () => this.renewLocks(objectLock) };
+    this.objectLock = objectLock;
+  }
+
+  /** The lock headers of an object written now (none for lock files, or without Object Lock). */
+  private lockOf(name: string): { ObjectLockMode?: ObjectLock['mode']; ObjectLockRetainUntilDate?: Date } {
+    if (!this.objectLock || !lockable(name)) return {};
+    return { ObjectLockMode: this.objectLock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + this.objectLock.days * DAY_MS) };
   }
 
   private key(name: string): string {
@@ -94,7 +123,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  /** Creates the bucket when it does not exist (init). */
+  /** Creates the bucket when it does not exist (init), with Object Lock when that is asked for; an existing one must then have it. */
   async create(): Promise<void> {
     const Bucket = this.where.bucket;
     try {
@@ -102,8 +131,33 @@ export class S3Backend implements Backend {
     } catch (e) {
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       if (status !== 404) throw mapError(e, 'open', `bucket ${Bucket}`, this.location);
-      await this.call('create', `bucket ${Bucket}`, () => this.client.send(new CreateBucketCommand({ Bucket })));
+      await this.call('create', `bucket ${Bucket}`, () => this.client.send(new CreateBucketCommand({ Bucket, ...(this.objectLock ? { ObjectLockEnabledForBucket: true } : {}) })));
+      return;
     }
+    if (this.objectLock) {
+      const enabled = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket }))
+        .then((r) => r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled', (e: { name?: string }) => {
+          if (e.name === 'ObjectLockConfigurationNotFoundError') return false;
+          throw mapError(e, 'open', `bucket ${Bucket}`, this.location);
+        });
+      if (!enabled) {
+        throw errors.usage(`the bucket ${Bucket} of ${this.location} was not created with Object Lock, which cannot be turned on later: ` +
+          'name a bucket that does not exist yet (Strata creates it with Object Lock) or one made with it');
+      }
+    }
+  }
+
+  /** Extends the lock of every object to `days` from now (a lock can be extended, never shortened); returns how many. */
+  private async renewLocks(lock: ObjectLock): Promise<number> {
+    const Retention = { Mode: lock.mode, RetainUntilDate: new Date(Date.now() + lock.days * DAY_MS) };
+    let renewed = 0;
+    for await (const { name } of this.list('')) {
+      if (!lockable(name)) continue;
+      const Key = this.key(name);
+      await this.call('lock', name, () => this.client.send(new PutObjectRetentionCommand({ Bucket: this.where.bucket, Key, Retention })));
+      renewed++;
+    }
+    return renewed;
   }
 
   async save(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
@@ -113,11 +167,11 @@ export class S3Backend implements Backend {
     const size = parts.reduce((n, p) => n + p.length, 0);
     if (size <= MULTIPART_ABOVE) {
       const Body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
-      await this.call('save', name, () => this.client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: size, ContentMD5: md5(Body) })));
+      await this.call('save', name, () => this.client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: size, ContentMD5: md5(Body), ...this.lockOf(name) })));
       return;
     }
     const whole = parts.length === 1 ? Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, size) : Buffer.concat(parts, size);
-    const { UploadId } = await this.call('save', name, () => this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
+    const { UploadId } = await this.call('save', name, () => this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, ...this.lockOf(name) })));
     try {
       const done: { ETag?: string; PartNumber: number }[] = [];
       for (let offset = 0, n = 1; offset < size; offset += PART_BYTES, n++) {
@@ -168,7 +222,22 @@ export class S3Backend implements Backend {
 
   async remove(name: string): Promise<void> {
     const Key = this.key(name);
-    await this.call('remove', name, () => this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key })));
+    const Bucket = this.where.bucket;
+    let head;
+    try {
+      head = await this.client.send(new HeadObjectCommand({ Bucket, Key }));
+    } catch (e) {
+      const mapped = mapError(e, 'remove', name, this.location);
+      if (isStrataError(mapped, 'NOT_FOUND')) return;
+      throw mapped;
+    }
+    const until = head.ObjectLockRetainUntilDate;
+    if (until && until.getTime() > Date.now()) {
+      throw errors.backend(`${name} in ${this.location} is under Object Lock (${head.ObjectLockMode}) until ${until.toISOString()}: it is not removed`);
+    }
+    // In a versioned bucket (every bucket with Object Lock) the version itself goes, not only its name.
+    const VersionId = head.VersionId && head.VersionId !== 'null' ? head.VersionId : undefined;
+    await this.call('remove', name, () => this.client.send(new DeleteObjectCommand({ Bucket, Key, VersionId })));
   }
 
   async close(): Promise<void> {

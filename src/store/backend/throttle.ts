@@ -3,12 +3,11 @@
  * each save waits until the bytes before it would have gone at that rate. Loads and
  * everything else pass straight through.
  */
-import { partsOf, type Backend } from './backend.js';
+import { partsOf, wrapBackend, type Backend } from './backend.js';
 
 export function throttledUploads(backend: Backend, bytesPerSecond: number): Backend {
   let freeAt = 0;
-  return {
-    location: backend.location,
+  return wrapBackend(backend, {
     async save(name, data) {
       const size = partsOf(data).reduce((n, p) => n + p.length, 0);
       const now = Date.now();
@@ -17,11 +16,5 @@ export function throttledUploads(backend: Backend, bytesPerSecond: number): Back
       if (start > now) await new Promise((resolve) => setTimeout(resolve, start - now));
       await backend.save(name, data);
     },
-    load: (name, range) => backend.load(name, range),
-    stat: (name) => backend.stat(name),
-    list: (prefix) => backend.list(prefix),
-    remove: (name) => backend.remove(name),
-    close: () => backend.close(),
-    ...(backend.create ? { create: () => backend.create!() } : {}),
-  };
+  });
 }

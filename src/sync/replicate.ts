@@ -138,8 +138,12 @@ export async function replicate(source: Repository, target: Backend, opts: Repli
       throw errors.corrupt(`${name} on the source is damaged (its bytes no longer match its name), so it is not copied: ` +
         '`strata check --read-data` on the source heals it from its parity where it can (else `strata repair snapshots` leaves out what it held), then replicate again');
     }
-    await target.save(name, data);
-    const landed = await target.stat(name);
+    // A NOT_FOUND from here on is the copy's (its folder gone, a write lost), not a name gone from the source as copyAll takes it.
+    const onCopy = <T>(operation: Promise<T>): Promise<T> => operation.catch((e: unknown) => {
+      throw isStrataError(e, 'NOT_FOUND') ? errors.backend(`${name} did not land in ${target.location}: ${e.message}`, { cause: e }) : e;
+    });
+    await onCopy(target.save(name, data));
+    const landed = await onCopy(target.stat(name));
     if (landed.size !== data.length) throw errors.backend(`${name} landed in ${target.location} as ${landed.size} bytes, not ${data.length}`);
     result.bytesCopied += data.length;
     return data.length;

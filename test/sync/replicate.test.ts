@@ -13,8 +13,10 @@ import { LocalBackend } from '../../src/store/backend/local.js';
 import { Repository } from '../../src/store/repository.js';
 import { replicate } from '../../src/sync/replicate.js';
 import { strata, strataAsync } from '../kit/cli.js';
+import { FaultyBackend } from '../kit/faulty.js';
 import { damageBeyondParity, largestPack, packFiles } from '../kit/packs.js';
 import { randomStream } from '../kit/random.js';
+import { freePort } from '../kit/port.js';
 import { tempDir } from '../kit/tmp.js';
 import { until } from '../kit/wait.js';
 
@@ -212,4 +214,45 @@ t.test('an append-only copy: replication adds to it, and nothing removes or repl
   await guarded.save('locks/probe', Buffer.from('x'));
   await guarded.remove('locks/probe');
   t.equal(strata(['check', '--read-data'], copyEnv).code, 0);
+});
+
+t.test('the copy going away mid-run, or losing a write: a clear error naming it, no record without its data, and the next run completes', async (t) => {
+  const { env, copy, copyEnv, source, dir } = setup(t);
+  await fs.mkdir(source, { recursive: true });
+  for (let i = 0; i < 5; i++) await fs.writeFile(path.join(source, `f${i}.bin`), randomStream(120 + i, 3_000_000));
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  const repo = await Repository.open(new LocalBackend(env.STRATA_REPOSITORY), { password: 'pw', cacheDir: path.join(dir, 'cache-lib'), readOnly: true });
+  t.teardown(() => repo.close());
+  const stateFile = path.join(dir, 'state.json');
+
+  const unreachable = new FaultyBackend(new LocalBackend(copy)).fail('save', { after: 2, times: Infinity, names: /^packs\// });
+  await t.rejects(replicate(repo, unreachable.backend, { stateFile }), { code: 'BACKEND', message: new RegExp(`save packs/\\S+ in ${copy} failed: connection reset`) });
+  t.same(await fs.readdir(path.join(copy, 'snapshots')).catch(() => []), [], 'no snapshot record reached the copy');
+  t.equal((await packFiles(copy)).length, 2, 'the packs that landed stay');
+
+  const forgetful = new FaultyBackend(new LocalBackend(copy)).lose({ names: /^packs\// });
+  await t.rejects(replicate(repo, forgetful.backend, { stateFile }), { code: 'BACKEND', message: new RegExp(`packs/\\S+ did not land in ${copy}: `) },
+    'a lost write is the copy\'s failure, not a pack gone from the source');
+  t.same(await fs.readdir(path.join(copy, 'snapshots')).catch(() => []), []);
+
+  const landed = (await packFiles(copy)).length;
+  const done = await replicate(repo, new LocalBackend(copy), { stateFile });
+  t.match(done, { listedTarget: true, snapshotsCopied: 1 }, 'the next run lists the copy and completes it');
+  t.equal(done.packsCopied, (await packFiles(env.STRATA_REPOSITORY)).length - landed, `without copying again the ${landed} packs that landed`);
+  t.equal(strata(['check', '--read-data'], copyEnv).code, 0);
+});
+
+t.test('a copy on S3 that cannot be reached: a clear error naming it, and the source as it was', async (t) => {
+  const { env, source } = setup(t);
+  await fs.mkdir(source, { recursive: true });
+  await fs.writeFile(path.join(source, 'a.txt'), 'alpha');
+  t.equal(strata(['init'], env).code, 0);
+  t.equal(strata(['backup', source], env).code, 0);
+  const before = await objects(env.STRATA_REPOSITORY);
+  const to = `s3:http://127.0.0.1:${await freePort()}/offsite/strata`; // nothing listens there
+  const run = strata(['replicate', '--to', to], { ...env, AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'secret' });
+  t.equal(run.code, 17);
+  t.match(run.stderr, new RegExp(`cannot reach ${to.replace(/[.]/g, '\\.')} \\(ECONNREFUSED\\) .*check the endpoint, the network and that the server runs`));
+  t.same(await objects(env.STRATA_REPOSITORY), before, 'nothing on the source changed');
 });

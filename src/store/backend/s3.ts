@@ -72,6 +72,10 @@ function mapError(e: unknown, op: string, what: string, location: string): Error
   if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') {
     return errors.backend(`${location} refused the credentials (${code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`, { cause: e });
   }
+  const network = (err as { code?: string }).code ?? '';
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN'].includes(network)) {
+    return errors.backend(`cannot reach ${location} (${network}) to ${op} ${what}: check the endpoint, the network and that the server runs`, { cause: e });
+  }
   if (code === 'AccessDenied' || status === 403) return errors.backend(`${location} denied access to ${what} (${op}): the credentials lack the permission`, { cause: e });
   return errors.backend(`${op} ${what} in ${location} failed: ${err.message || code || `HTTP ${status}`}`, { cause: e });
 }
